@@ -1,0 +1,94 @@
+"""Settings from the environment (12-factor), turned into the event store's environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service needs to know about where it runs."""
+
+    store: str  # "postgres", "sqlite" or "popo"
+    data_dir: Path
+    postgres_dsn_env: dict[str, str]
+    redis_url: str | None
+    secret: str
+    log_format: str  # "json" or "console"
+    log_level: str
+
+    def store_env(self) -> dict[str, str]:
+        """The eventsourcing persistence environment for the case store."""
+        if self.store == "postgres":
+            return {"PERSISTENCE_MODULE": "eventsourcing.postgres", **self.postgres_dsn_env}
+        if self.store == "sqlite":
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.data_dir / "ecocase.sqlite"),
+                "SQLITE_LOCK_TIMEOUT": "10",
+            }
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
+POSTGRES_KEYS = (
+    "DBNAME",
+    "HOST",
+    "PORT",
+    "USER",
+    "PASSWORD",
+    "SCHEMA",
+    "POOL_SIZE",
+    "MAX_OVERFLOW",
+    "CONNECT_TIMEOUT",
+    "LOCK_TIMEOUT",
+    "ENABLE_DB_FUNCTIONS",
+)
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """PostgreSQL when ``ECOCASE_STORE=postgres`` or ``POSTGRES_DBNAME`` is set; otherwise the
+    SQLite file in ``ECOCASE_DATA_DIR`` (default ``./var``); ``ECOCASE_STORE=popo`` keeps
+    everything in memory."""
+    env = dict(os.environ if environ is None else environ)
+    data_dir = Path(env.get("ECOCASE_DATA_DIR", "var"))
+    store = env.get("ECOCASE_STORE") or ("postgres" if env.get("POSTGRES_DBNAME") else "sqlite")
+    if store not in ("postgres", "sqlite", "popo"):
+        msg = f"ECOCASE_STORE must be postgres, sqlite or popo, not {store!r}"
+        raise ValueError(msg)
+    postgres = {
+        f"POSTGRES_{k}": env[f"POSTGRES_{k}"] for k in POSTGRES_KEYS if f"POSTGRES_{k}" in env
+    }
+    if store == "postgres":
+        postgres.setdefault("POSTGRES_DBNAME", "ecocase")
+        postgres.setdefault("POSTGRES_HOST", "127.0.0.1")
+        postgres.setdefault("POSTGRES_PORT", "5432")
+        postgres.setdefault("POSTGRES_USER", "postgres")
+        postgres.setdefault("POSTGRES_PASSWORD", "")
+        postgres.setdefault("POSTGRES_ENABLE_DB_FUNCTIONS", "y")
+    return Settings(
+        store=store,
+        data_dir=data_dir,
+        postgres_dsn_env=postgres,
+        redis_url=env.get("ECOCASE_REDIS_URL") or None,
+        secret=env.get("ECOCASE_SECRET") or _local_secret(data_dir, store),
+        log_format=env.get("ECOCASE_LOG_FORMAT", "json"),
+        log_level=env.get("ECOCASE_LOG_LEVEL", "INFO"),
+    )
+
+
+def _local_secret(data_dir: Path, store: str) -> str:
+    """On the embedded default a secret is generated once and kept in the data folder, so that
+    ``ecocase token`` and ``ecocase serve`` run from one folder agree."""
+    if store == "postgres":
+        msg = "ECOCASE_SECRET must be set when the store is PostgreSQL (production)"
+        raise ValueError(msg)
+    path = data_dir / "secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
