@@ -129,7 +129,7 @@ class MsgspecMapper(Mapper[Any]):
             payload = self.cipher.decrypt(payload)
         if self.compressor:
             payload = self.compressor.decompress(payload)
-        struct = _event_struct(cls)
+        struct = _event_struct(cast(Hashable, cls))
         class_version = getattr(cls, "class_version", 1)
         if class_version == 1:
             state = _as_dict(_decoder(struct).decode(payload))

@@ -31,3 +31,12 @@ def may_register(actor: Actor, window: Window) -> bool:
     if actor.role is Role.AUDITOR:
         return False
     return actor.role is Role.ADMIN or actor.unit is window
+
+
+def readable_windows(actor: Actor) -> frozenset[Window] | None:
+    """The windows whose projects the actor lists; None means every window."""
+    if actor.role in (Role.AUDITOR, Role.ADMIN):
+        return None
+    if actor.role is Role.SUPERVISOR and actor.unit is Window.CITY:
+        return None
+    return frozenset({actor.unit})

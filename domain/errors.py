@@ -25,6 +25,7 @@ class InvalidInput(DomainError):
     def __init__(self, field: str, detail: str) -> None:
         super().__init__(f"{field}: {detail}")
         self.field = field
+        self.message = detail
 
 
 class NotFound(DomainError):

@@ -40,7 +40,7 @@ PROJECT_ID_NAMESPACE = uuid.UUID("6f1c2a52-3c1e-4c55-9a43-7a1c0e5d2b10")
 
 #: 项目代码 of the national investment-project online approval platform, e.g.
 #: 2024-330100-44-01-123456 (year, division, industry, type, serial).
-PROJECT_CODE = re.compile(r"^\d{4}-\d{6}-\d{2}-\d{2}-\d{6}$")
+PROJECT_CODE = re.compile(r"^\d{4}-\d{6}-\d{2}-\d{2}-\d{6}$", re.ASCII)
 
 DEFAULT_VISIT_EVERY_DAYS = 30
 

@@ -1,0 +1,107 @@
+"""The composition root of the HTTP service: ``create_app()`` builds everything; nothing
+connects at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+
+import swagger_ui
+from application.project_index import ProjectIndex
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from application.cases import Cases, shanghai_now
+from application.settings import Settings, load_settings
+from application.store import CaseStore
+from interfaces.auth import jwt_auth
+from interfaces.http_projects import ProjectController
+from interfaces.http_service import ROUTES
+from interfaces.logs import configure_logging
+from interfaces.middleware import bind_actor_and_project, request_context
+from interfaces.problems import EXCEPTION_HANDLERS
+
+SWAGGER = "/static/swagger"
+
+
+def _cases(state: State) -> Cases:
+    cases: Cases = state.cases
+    return cases
+
+
+def _index(state: State) -> ProjectIndex:
+    index: ProjectIndex = state.index
+    return index
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] = shanghai_now,
+    configure_logs: bool = True,
+) -> Litestar:
+    settings = settings or load_settings()
+    if configure_logs:
+        configure_logging(settings.log_format, settings.log_level)
+    auth = jwt_auth(settings.secret)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        store = CaseStore(env=settings.store_env())
+        index = ProjectIndex(store, settings.store_env())
+        index.start()
+        app.state.update(settings=settings, cases=Cases(store, clock=clock), index=index)
+        try:
+            yield
+        finally:
+            index.stop()
+            index.close()
+            store.close()
+
+    app = Litestar(
+        route_handlers=[
+            *ROUTES,
+            ProjectController,
+            create_static_files_router(
+                path=SWAGGER,
+                directories=[Path(swagger_ui.__file__).parent / "static"],
+                include_in_schema=False,
+            ),
+        ],
+        lifespan=[lifespan],
+        on_app_init=[auth.on_app_init],
+        dependencies={
+            "cases": Provide(_cases, sync_to_thread=False),
+            "index": Provide(_index, sync_to_thread=False),
+        },
+        before_request=bind_actor_and_project,
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="ecocase",
+            version="1",
+            description="Key-project service cases of 杭环发〔2024〕35号 (Hangzhou ecology & "
+            "environment bureau). Every write is an event; errors are RFC 9457 problems.",
+            path="/schema",
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                    css_url=f"{SWAGGER}/swagger-ui.css",
+                    standalone_preset_js_url=f"{SWAGGER}/swagger-ui-standalone-preset.js",
+                    path="/",
+                    favicon=f"<link rel='icon' href='{SWAGGER}/favicon-32x32.png'>",
+                ),
+            ],
+        ),
+        logging_config=None,  # structlog is configured by configure_logging()
+        debug=False,
+    )
+    # Outermost, around Litestar's own exception handling, so that every response (401s and
+    # unknown routes too) carries the request id and gets its access-log line.
+    app.asgi_handler = request_context(app.asgi_handler)
+    return app

@@ -1,0 +1,491 @@
+"""The project endpoints of API.md: register, read (now / at a version / as of a moment),
+history, and every service act of the notice."""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import litestar
+from application.project_index import ProjectIndex
+from litestar import Controller, Request, Response
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, HeaderParameter, JSONBody
+
+from application.cases import SHANGHAI, Acting, Cases
+from domain import access, errors
+from domain.actor import Actor
+from domain.builder import Builder, Contact
+from domain.letters import IssueSpec
+from domain.project import KeyProject
+from domain.tiers import Tier
+from domain.windows import Window
+from interfaces import schemas as s
+from interfaces.views import (
+    History,
+    ProjectList,
+    ProjectView,
+    history_view,
+    project_list_view,
+    project_view,
+)
+
+# The event store is synchronous: every handler runs in the worker thread pool.
+get = functools.partial(litestar.get, sync_to_thread=True)
+post = functools.partial(litestar.post, sync_to_thread=True)
+
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        header="If-Match",
+        required=False,
+        description='The version the write expects, as the ETag gives it ("7"); 412 if stale',
+    ),
+]
+AnyRequest = Request[Actor, Any, State]
+ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    m = ETAG.match(if_match)
+    if m is None:
+        raise errors.InvalidInput("If-Match", 'must be a project version as in the ETag, e.g. "7"')
+    return int(m.group(1))
+
+
+def _acting(request: AnyRequest, if_match: str | None = None) -> Acting:
+    return Acting(request.user, request.scope["state"]["request_id"], _expected_version(if_match))
+
+
+def _view(
+    cases: Cases, project: KeyProject, status: int = 200, *, created: str | None = None
+) -> Response[ProjectView]:
+    headers = {"ETag": f'"{project.version}"'}
+    if status == 201:
+        headers["Location"] = f"/projects/{project.id}" + (f"#{created}" if created else "")
+        if created:
+            headers["X-Created-Id"] = created
+    return Response(project_view(project, cases.today()), status_code=status, headers=headers)
+
+
+class ProjectController(Controller):
+    path = "/projects"
+    tags = ["projects"]  # noqa: RUF012 - litestar reads it as a class attribute
+
+    @post("/", status_code=201, summary="Register a key project (登记重点项目)")
+    def register(
+        self, request: AnyRequest, cases: NamedDependency[Cases], data: JSONBody[s.RegisterProject]
+    ) -> Response[ProjectView]:
+        b = data.builder
+        contact = Contact(b.contact.name, b.contact.phone, b.contact.email) if b.contact else None
+        project = cases.register(
+            _acting(request),
+            name=data.name,
+            project_code=data.project_code,
+            builder=Builder(b.name, b.credit_code, contact),
+            window=data.window,
+            tiers=tuple(data.tiers),
+            industry=data.industry,
+            location=data.location,
+            two_high_one_low=data.two_high_one_low,
+        )
+        return _view(cases, project, 201)
+
+    @get("/", summary="List projects (filters: window, tier, status; cursor pagination)")
+    def list_projects(
+        self,
+        request: AnyRequest,
+        index: NamedDependency[ProjectIndex],
+        window: FromQuery[Window | None] = None,
+        tier: FromQuery[Tier | None] = None,
+        status: FromQuery[Literal["open", "closed"] | None] = None,
+        limit: FromQuery[int] = 50,
+        cursor: FromQuery[str | None] = None,
+    ) -> ProjectList:
+        index.catch_up(timeout=2.0)  # read your own writes: the list follows the event store
+        items, next_cursor = index.list(
+            readable_windows=access.readable_windows(request.user),
+            reader_sub=request.user.sub,
+            window=window,
+            tier=tier,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
+        return project_list_view(items, next_cursor)
+
+    @get("/{project_id:uuid}", summary="A project now, at a version, or as of a moment")
+    def read(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        version: FromQuery[int | None] = None,
+        as_of: FromQuery[datetime | None] = None,
+    ) -> Response[ProjectView]:
+        if as_of is not None and as_of.tzinfo is None:
+            as_of = as_of.replace(tzinfo=SHANGHAI)
+        project = cases.get(request.user, project_id, version=version, as_of=as_of)
+        return _view(cases, project)
+
+    @get("/{project_id:uuid}/history", summary="Every event of the project, with its actor")
+    def history(
+        self, request: AnyRequest, cases: NamedDependency[Cases], project_id: UUID
+    ) -> Response[History]:
+        entries = cases.history(request.user, project_id)
+        project = cases.get(request.user, project_id)
+        return Response(history_view(project, entries), headers={"ETag": f'"{project.version}"'})
+
+    # --- early intervention ---------------------------------------------------------------
+    @post(
+        "/{project_id:uuid}/early-intervention",
+        status_code=200,
+        summary="Start early intervention (提前介入, major projects)",
+    )
+    def start_early_intervention(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.StartEarlyIntervention],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.start_early_intervention(
+            _acting(request, if_match), project_id, stage=data.stage, guidance=data.guidance
+        )
+        return _view(cases, p)
+
+    @post(
+        "/{project_id:uuid}/progress-checks",
+        status_code=201,
+        summary="Schedule a progress check (定期调度)",
+    )
+    def schedule_progress_check(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.ScheduleProgressCheck],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p, check_id = cases.schedule_progress_check(
+            _acting(request, if_match), project_id, due_on=data.due_on
+        )
+        return _view(cases, p, 201, created=check_id)
+
+    @post(
+        "/{project_id:uuid}/progress-checks/{check_id:str}/outcome",
+        status_code=200,
+        summary="Record a progress check's outcome",
+    )
+    def record_check_outcome(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        check_id: str,
+        data: JSONBody[s.RecordCheckOutcome],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.record_check_outcome(
+            _acting(request, if_match),
+            project_id,
+            check_id,
+            summary=data.summary,
+            next_due_on=data.next_due_on,
+        )
+        return _view(cases, p)
+
+    # --- officer network ------------------------------------------------------------------
+    @post(
+        "/{project_id:uuid}/officers",
+        status_code=201,
+        summary="Assign an officer (专人对接, major projects)",
+    )
+    def assign_officer(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.AssignOfficer],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.assign_officer(
+            _acting(request, if_match),
+            project_id,
+            officer=data.officer,
+            name=data.name,
+            role=data.role,
+        )
+        return _view(cases, p, 201, created=data.officer)
+
+    @post(
+        "/{project_id:uuid}/officers/{officer:str}/release",
+        status_code=200,
+        summary="Release an officer from the case",
+    )
+    def release_officer(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        officer: str,
+        data: JSONBody[s.ReleaseOfficer],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.release_officer(
+            _acting(request, if_match), project_id, officer, reason=data.reason
+        )
+        return _view(cases, p)
+
+    # --- helper-enterprise service --------------------------------------------------------
+    @post(
+        "/{project_id:uuid}/helpers",
+        status_code=201,
+        summary="Dispatch a helper-enterprise service officer (助企服务员)",
+    )
+    def dispatch_helper(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.DispatchHelper],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.dispatch_helper(
+            _acting(request, if_match),
+            project_id,
+            helper=data.helper,
+            name=data.name,
+            reason=data.reason,
+            visit_every_days=data.visit_every_days,
+        )
+        return _view(cases, p, 201, created=data.helper)
+
+    @post("/{project_id:uuid}/helper-visits", status_code=201, summary="Record a helper visit")
+    def record_helper_visit(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.RecordHelperVisit],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p, visit_id = cases.record_helper_visit(
+            _acting(request, if_match),
+            project_id,
+            helper=data.helper,
+            visited_on=data.visited_on,
+            kind=data.kind,
+            findings=data.findings,
+            follow_ups=data.follow_ups,
+        )
+        return _view(cases, p, 201, created=visit_id)
+
+    # --- deficiency-tolerant acceptance ---------------------------------------------------
+    @post(
+        "/{project_id:uuid}/deferred-materials",
+        status_code=201,
+        summary="Defer a material (容缺办理)",
+    )
+    def defer_material(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.DeferMaterial],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p, material_id = cases.defer_material(
+            _acting(request, if_match),
+            project_id,
+            material=data.material,
+            department=data.department,
+            reason=data.reason,
+            promised_by=data.promised_by,
+        )
+        return _view(cases, p, 201, created=material_id)
+
+    @post(
+        "/{project_id:uuid}/deferred-materials/{material_id:str}/supplied",
+        status_code=200,
+        summary="Mark a deferred material supplied",
+    )
+    def supply_material(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        material_id: str,
+        data: JSONBody[s.SupplyMaterial],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.supply_material(
+            _acting(request, if_match), project_id, material_id, note=data.note
+        )
+        return _view(cases, p)
+
+    # --- reminder letters and rectification -----------------------------------------------
+    @post(
+        "/{project_id:uuid}/reminder-letters",
+        status_code=201,
+        summary="Issue a reminder letter (温馨提醒函)",
+    )
+    def issue_reminder_letter(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.IssueReminderLetter],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p, letter_id = cases.issue_reminder_letter(
+            _acting(request, if_match),
+            project_id,
+            letter_no=data.letter_no,
+            deadline=data.deadline,
+            issues=tuple(
+                IssueSpec(i.severity, i.found_in, i.description, i.requirement) for i in data.issues
+            ),
+        )
+        return _view(cases, p, 201, created=letter_id)
+
+    @post(
+        "/{project_id:uuid}/reminder-letters/{letter_id:str}/issues/{issue_id:str}/rectification",
+        status_code=200,
+        summary="Submit an issue's rectification",
+    )
+    def submit_rectification(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        letter_id: str,
+        issue_id: str,
+        data: JSONBody[s.SubmitRectification],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.submit_rectification(
+            _acting(request, if_match),
+            project_id,
+            letter_id,
+            issue_id,
+            summary=data.summary,
+            evidence=tuple(data.evidence),
+        )
+        return _view(cases, p)
+
+    @post(
+        "/{project_id:uuid}/reminder-letters/{letter_id:str}/issues/{issue_id:str}/accept",
+        status_code=200,
+        summary="Accept an issue's rectification",
+    )
+    def accept_rectification(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        letter_id: str,
+        issue_id: str,
+        data: JSONBody[s.AcceptRectification],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.accept_rectification(
+            _acting(request, if_match), project_id, letter_id, issue_id, comment=data.comment
+        )
+        return _view(cases, p)
+
+    @post(
+        "/{project_id:uuid}/reminder-letters/{letter_id:str}/issues/{issue_id:str}/return",
+        status_code=200,
+        summary="Return an issue's rectification",
+    )
+    def return_rectification(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        letter_id: str,
+        issue_id: str,
+        data: JSONBody[s.ReturnRectification],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.return_rectification(
+            _acting(request, if_match), project_id, letter_id, issue_id, reason=data.reason
+        )
+        return _view(cases, p)
+
+    @post(
+        "/{project_id:uuid}/reminder-letters/{letter_id:str}/close",
+        status_code=200,
+        summary="Close a reminder letter (all issues accepted)",
+    )
+    def close_reminder_letter(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        letter_id: str,
+        data: JSONBody[s.CloseLetter],  # noqa: ARG002 - the body is {} by contract
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.close_reminder_letter(_acting(request, if_match), project_id, letter_id)
+        return _view(cases, p)
+
+    # --- violations, closure, audit notes -------------------------------------------------
+    @post(
+        "/{project_id:uuid}/violations",
+        status_code=201,
+        summary="Refer a suspected violation (依法处理, 包容审慎监管)",
+    )
+    def refer_violation(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.ReferViolation],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p, referral_id = cases.refer_violation(
+            _acting(request, if_match),
+            project_id,
+            description=data.description,
+            legal_basis=data.legal_basis,
+            letter_id=data.letter_id,
+            issue_id=data.issue_id,
+        )
+        return _view(cases, p, 201, created=referral_id)
+
+    @post("/{project_id:uuid}/close", status_code=200, summary="Close the case")
+    def close_project(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.CloseProject],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.close_project(_acting(request, if_match), project_id, summary=data.summary)
+        return _view(cases, p)
+
+    @post(
+        "/{project_id:uuid}/audit-notes",
+        status_code=201,
+        summary="Add an audit note (allowed also on a closed case)",
+    )
+    def add_audit_note(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        data: JSONBody[s.AddAuditNote],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.add_audit_note(_acting(request, if_match), project_id, note=data.note)
+        return _view(cases, p, 201)

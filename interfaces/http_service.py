@@ -1,0 +1,84 @@
+"""Service endpoints: health and the 16 acceptance windows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+
+from domain.windows import WINDOWS
+from interfaces.views import WindowView, window_view
+
+
+class StoreHealth(msgspec.Struct):
+    kind: str
+    ok: bool
+    max_notification_id: int | None = None
+    error: str | None = None
+
+
+class BrokerHealth(msgspec.Struct):
+    configured: bool
+    ok: bool | None = None
+
+
+class ProjectionHealth(msgspec.Struct):
+    name: str
+    position: int
+    lag: int | None
+
+
+class Health(msgspec.Struct):
+    status: str
+    store: StoreHealth
+    broker: BrokerHealth
+    projections: list[ProjectionHealth]
+
+
+@get(
+    "/health",
+    summary="Liveness and the state of the event store and broker",
+    tags=["service"],
+    exclude_from_auth=True,
+    sync_to_thread=True,
+)
+def health(state: State) -> Response[Health]:
+    store_health = _store_health(state)
+    head = store_health.max_notification_id
+    index = state.index
+    position = index.position()
+    body = Health(
+        status="ok" if store_health.ok else "degraded",
+        store=store_health,
+        broker=BrokerHealth(configured=state.settings.redis_url is not None),
+        projections=[
+            ProjectionHealth(
+                "project_index", position, None if head is None else max(0, head - position)
+            )
+        ],
+    )
+    return Response(body, status_code=200 if store_health.ok else 503)
+
+
+def _store_health(state: State) -> StoreHealth:
+    kind = state.settings.store
+    try:
+        head = state.cases.store.recorder.max_notification_id()
+    except Exception as e:
+        return StoreHealth(kind=kind, ok=False, error=type(e).__name__)
+    return StoreHealth(kind=kind, ok=True, max_notification_id=head or 0)
+
+
+@get(
+    "/windows",
+    summary="The 16 permit acceptance windows (许可受理窗口) with their phones",
+    tags=["service"],
+    sync_to_thread=False,
+)
+def windows() -> list[WindowView]:
+    return [window_view(w) for w in WINDOWS]
+
+
+ROUTES: list[Any] = [health, windows]
