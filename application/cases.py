@@ -71,6 +71,12 @@ _NOT_DATA = frozenset(
 )
 
 
+def _busy(error: OperationalError) -> bool:
+    """SQLite's "database is locked" under concurrent writers: worth another attempt."""
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
 class Cases:
     def __init__(
         self,
@@ -104,6 +110,8 @@ class Cases:
         latest = self._load(project_id)
         self._check_read(actor, latest)
         if as_of is not None:
+            if as_of.utcoffset() is None:  # no moment without an offset (was a TypeError)
+                raise errors.InvalidInput("as_of", "must carry a time zone offset")
             at = self.store.version_as_of(project_id, as_of)
             if at is None:
                 raise errors.ProjectNotFound(f"project {project_id} was not registered by {as_of}")
@@ -191,8 +199,10 @@ class Cases:
             result = command(project, self.today())
             try:
                 self.store.save(project, stamp=Stamp(acting.actor, acting.request_id))
-            except (IntegrityError, OperationalError):
+            except (IntegrityError, OperationalError) as e:
                 # Another writer got there first (or SQLite was busy): never lose the write.
+                if isinstance(e, OperationalError) and not _busy(e):
+                    raise
                 if expected is not None:
                     raise errors.VersionMismatch(expected, self._load(project_id).version) from None
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter only
@@ -256,6 +266,28 @@ class Cases:
             acting,
             project_id,
             lambda p, today: p.release_officer(officer=officer, reason=reason, today=today),
+        )[0]
+
+    def hand_over_lead(
+        self,
+        acting: Acting,
+        project_id: UUID,
+        *,
+        from_officer: str,
+        to_officer: str,
+        name: str,
+        reason: str,
+    ) -> KeyProject:
+        return self._change(
+            acting,
+            project_id,
+            lambda p, today: p.hand_over_lead(
+                from_officer=from_officer,
+                to_officer=to_officer,
+                name=name,
+                reason=reason,
+                today=today,
+            ),
         )[0]
 
     def dispatch_helper(

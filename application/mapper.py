@@ -137,9 +137,17 @@ class MsgspecMapper(Mapper[Any]):
             state = self._upcast(cls, struct, payload, class_version)
         if issubclass(cls, CanSnapshotAggregate):
             aggregate_cls = resolve_topic(state["topic"])
-            state["state"] = _as_dict(
-                _decoder(_aggregate_state_struct(aggregate_cls)).decode(state["state"])
-            )
+            aggregate_struct = _aggregate_state_struct(aggregate_cls)
+            aggregate_version = getattr(aggregate_cls, "class_version", 1)
+            if aggregate_version == 1:
+                state["state"] = _as_dict(_decoder(aggregate_struct).decode(state["state"]))
+            else:
+                # Upcast an older state before typing it, as for events; the class_version
+                # kept in the state tells Snapshot.mutate() it is current (no second upcast).
+                state["state"] = self._upcast(
+                    aggregate_cls, aggregate_struct, state["state"], aggregate_version
+                )
+                state["state"]["class_version"] = aggregate_version
         if state[META] is None:
             del state[META]
         return state

@@ -300,18 +300,50 @@ class KeyProject(Aggregate):
 
     def release_officer(self, *, officer: str, reason: str, today: date) -> None:
         self._writable()
+        officer = officer.strip()
         if officer not in self.officers_on_case:
             raise errors.OfficerNotFound(f"officer {officer} is not active on this case")
         self._officer_released(officer, _text("reason", reason), today)
 
     @event("OfficerReleased", topic="ecocase.KeyProject.OfficerReleased")
     def _officer_released(self, officer: str, reason: str, released_on: date) -> None:
+        self._release(officer, reason, released_on)
+
+    def _release(self, officer: str, reason: str, released_on: date) -> None:
+        """Ends the officer's active spell; applied by OfficerReleased and LeadHandedOver."""
         self.officers = tuple(
             replace(o, released_on=released_on, release_reason=reason)
             if o.officer == officer and o.active
             else o
             for o in self.officers
         )
+
+    def hand_over_lead(
+        self, *, from_officer: str, to_officer: str, name: str, reason: str, today: date
+    ) -> None:
+        """The lead (主办) passes the case to another officer in one step: never two leads, never
+        a gap."""
+        self._major("the officer network (专人对接)")
+        to_officer = _text("to_officer", to_officer)
+        lead = next((o for o in self.active_officers if o.role is OfficerRole.LEAD), None)
+        if lead is None or lead.officer != from_officer.strip():
+            raise errors.OfficerNotFound(f"officer {from_officer} is not the active lead (主办)")
+        if to_officer in self.officers_on_case:
+            raise errors.OfficerAlreadyAssigned(
+                f"officer {to_officer} is already on the case; release them first"
+            )
+        self._lead_handed_over(
+            lead.officer,
+            _text("reason", reason),
+            OfficerAssignment(to_officer, _text("name", name), OfficerRole.LEAD, today),
+        )
+
+    @event("LeadHandedOver", topic="ecocase.KeyProject.LeadHandedOver")
+    def _lead_handed_over(
+        self, from_officer: str, reason: str, assignment: OfficerAssignment
+    ) -> None:
+        self._release(from_officer, reason, assignment.assigned_on)
+        self.officers = (*self.officers, assignment)
 
     # --- helper-enterprise service (major) -----------------------------------------------
     def dispatch_helper(
@@ -348,6 +380,7 @@ class KeyProject(Aggregate):
         today: date,
     ) -> str:
         self._writable()
+        helper = helper.strip()
         dispatch = self.helpers.get(helper)
         if dispatch is None:
             raise errors.HelperNotDispatched(f"no helper {helper} is dispatched to this project")

@@ -10,13 +10,13 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import litestar
-from application.project_index import ProjectIndex
 from litestar import Controller, Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, HeaderParameter, JSONBody
 
 from application.cases import SHANGHAI, Acting, Cases
+from application.project_index import ProjectIndex
 from domain import access, errors
 from domain.actor import Actor
 from domain.builder import Builder, Contact
@@ -241,6 +241,30 @@ class ProjectController(Controller):
     ) -> Response[ProjectView]:
         p = cases.release_officer(
             _acting(request, if_match), project_id, officer, reason=data.reason
+        )
+        return _view(cases, p)
+
+    @post(
+        "/{project_id:uuid}/officers/{officer:str}/hand-over",
+        status_code=200,
+        summary="Hand the lead (主办) over to another officer in one step",
+    )
+    def hand_over_lead(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: UUID,
+        officer: str,
+        data: JSONBody[s.HandOverLead],
+        if_match: IfMatch = None,
+    ) -> Response[ProjectView]:
+        p = cases.hand_over_lead(
+            _acting(request, if_match),
+            project_id,
+            from_officer=officer,
+            to_officer=data.to_officer,
+            name=data.name,
+            reason=data.reason,
         )
         return _view(cases, p)
 

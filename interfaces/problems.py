@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
 import msgspec
 import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -86,7 +88,7 @@ def validation_handler(
 ) -> Response[Problem]:
     """Litestar/msgspec validation errors, with the offending field named."""
     found = [
-        FieldError(_field_name(e.get("key")), str(e.get("message", "invalid")))
+        FieldError(_field_name(e), str(e.get("message", "invalid")))
         for e in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(e, dict)
     ]
@@ -103,10 +105,20 @@ def validation_handler(
     )
 
 
-def _field_name(key: object) -> str:
-    text = str(key or "body")
+#: msgspec names an unknown or missing field only in its message, at the enclosing object.
+_NAMED_IN_MESSAGE = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]+)`")
+
+
+def _field_name(error: dict[str, Any]) -> str:
+    text = str(error.get("key") or "")
     # msgspec says "$.builder.credit_code" or "$.issues[0].severity"
-    return text[2:] if text.startswith("$.") else text.removeprefix("$") or "body"
+    text = text[2:] if text.startswith("$.") else text.removeprefix("$")
+    if text == "data" and error.get("source") == "body":
+        text = ""  # Litestar's name for the whole JSON body
+    named = _NAMED_IN_MESSAGE.match(str(error.get("message", "")))
+    if named:
+        text = f"{text}.{named.group(1)}" if text else named.group(1)
+    return text or "body"
 
 
 HTTP_CODES = {
@@ -126,6 +138,20 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     code = HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
     detail = exc.detail if status < 500 else "the server could not complete the request"
     return problem(request, status, _title(status), detail, code)
+
+
+def store_unavailable_handler(
+    request: Request[Any, Any, Any], exc: PersistenceError
+) -> Response[Problem]:
+    """The event store could not be reached (or no pooled connection was free in time)."""
+    log.warning("store unavailable", error_type=type(exc).__name__)
+    return problem(
+        request,
+        503,
+        "Event store unavailable",
+        "the event store did not answer in time; nothing was recorded, try again",
+        "store_unavailable",
+    )
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
@@ -148,5 +174,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     errors.DomainError: domain_error_handler,
     ValidationException: validation_handler,
     HTTPException: http_error_handler,
+    OperationalError: store_unavailable_handler,
+    InterfaceError: store_unavailable_handler,
     Exception: internal_error_handler,
 }

@@ -73,6 +73,12 @@ class ReleaseOfficer(Body):
     reason: Text
 
 
+class HandOverLead(Body):
+    to_officer: Code
+    name: Name
+    reason: Text
+
+
 class DispatchHelper(Body):
     helper: Code
     name: Name
