@@ -57,6 +57,9 @@ def _history() -> KeyProject:
     p.assign_officer(officer="u2", name="李协办", role=OfficerRole.CO_ORGANIZER, today=TODAY)
     p.release_officer(officer="u1", reason="岗位调整", today=TOMORROW)
     p.assign_officer(officer="u3", name="王主办", role=OfficerRole.LEAD, today=TOMORROW)
+    p.hand_over_lead(
+        from_officer="u3", to_officer="u4", name="赵主办", reason="交接", today=TOMORROW
+    )
     p.dispatch_helper(
         helper="h1",
         name="赵帮扶",
