@@ -92,6 +92,17 @@ class KeyProject(Aggregate):
     class Created(Event, Aggregate.Created):
         TOPIC = "ecocase.KeyProject.Created"
 
+    class Registered(Created):
+        TOPIC = "ecocase.KeyProject.Registered"
+        name: str
+        project_code: str
+        builder: Builder
+        window: Window
+        tiers: tuple[Tier, ...]
+        industry: str
+        location: str
+        two_high_one_low: bool
+
     # --- registration --------------------------------------------------------------------
     @staticmethod
     def create_id(project_code: str) -> uuid.UUID:
@@ -134,7 +145,7 @@ class KeyProject(Aggregate):
             two_high_one_low=two_high_one_low,
         )
 
-    @event("Registered", topic="ecocase.KeyProject.Registered")
+    @event(Registered)
     def __init__(
         self,
         *,

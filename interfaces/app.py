@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 
 import swagger_ui
-from application.project_index import ProjectIndex
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -18,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from application.cases import Cases, shanghai_now
+from application.project_index import ProjectIndex
 from application.settings import Settings, load_settings
 from application.store import CaseStore
 from interfaces.auth import jwt_auth

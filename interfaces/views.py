@@ -6,14 +6,14 @@ from datetime import date, datetime
 from typing import Any
 
 import msgspec
-from application.project_index import ProjectSummary
 
 from application.cases import SHANGHAI, HistoryEntry
+from application.project_index import ProjectSummary
 from domain.intervention import CheckStatus
 from domain.letters import IssueStatus, LetterStatus
 from domain.materials import MaterialStatus
 from domain.project import KeyProject
-from domain.windows import WINDOWS, WindowInfo
+from domain.windows import WINDOWS, Window, WindowInfo
 from domain.working_days import working_days_between
 
 WINDOW_NAMES = {w.code: w.name for w in WINDOWS}
@@ -227,7 +227,7 @@ def project_list_view(items: list[ProjectSummary], next_cursor: str | None) -> P
                 name=p.name,
                 project_code=p.project_code,
                 window=p.window,
-                window_name=WINDOW_NAMES.get(p.window, p.window),
+                window_name=WINDOW_NAMES[Window(p.window)],
                 tiers=list(p.tiers),
                 is_major=p.is_major,
                 status=p.status,
