@@ -87,8 +87,16 @@ def _local_secret(data_dir: Path, store: str) -> str:
         msg = "ECOCASE_SECRET must be set when the store is PostgreSQL (production)"
         raise ValueError(msg)
     path = data_dir / "secret"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:  # created readable by its owner only, and by one process only if two start at once
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        msg = f"the secret in {path} is shorter than 32 characters; delete it to generate one"
+        raise ValueError(msg)
+    return secret

@@ -1,0 +1,1 @@
+"""Application-level tests: the event store, the msgspec mapper and the use cases."""
