@@ -13,7 +13,7 @@ import litestar
 from litestar import Controller, Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, HeaderParameter, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from application.cases import SHANGHAI, Acting, Cases
 from application.project_index import ProjectIndex
@@ -41,7 +41,7 @@ post = functools.partial(litestar.post, sync_to_thread=True)
 IfMatch = Annotated[
     str | None,
     HeaderParameter(
-        header="If-Match",
+        name="If-Match",
         required=False,
         description='The version the write expects, as the ETag gives it ("7"); 412 if stale',
     ),
@@ -125,7 +125,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         version: FromQuery[int | None] = None,
         as_of: FromQuery[datetime | None] = None,
     ) -> Response[ProjectView]:
@@ -136,7 +136,7 @@ class ProjectController(Controller):
 
     @get("/{project_id:uuid}/history", summary="Every event of the project, with its actor")
     def history(
-        self, request: AnyRequest, cases: NamedDependency[Cases], project_id: UUID
+        self, request: AnyRequest, cases: NamedDependency[Cases], project_id: FromPath[UUID]
     ) -> Response[History]:
         entries = cases.history(request.user, project_id)
         project = cases.get(request.user, project_id)
@@ -152,7 +152,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.StartEarlyIntervention],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -170,7 +170,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.ScheduleProgressCheck],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -188,8 +188,8 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
-        check_id: str,
+        project_id: FromPath[UUID],
+        check_id: FromPath[str],
         data: JSONBody[s.RecordCheckOutcome],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -212,7 +212,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.AssignOfficer],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -234,8 +234,8 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
-        officer: str,
+        project_id: FromPath[UUID],
+        officer: FromPath[str],
         data: JSONBody[s.ReleaseOfficer],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -253,8 +253,8 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
-        officer: str,
+        project_id: FromPath[UUID],
+        officer: FromPath[str],
         data: JSONBody[s.HandOverLead],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -278,7 +278,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.DispatchHelper],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -297,7 +297,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.RecordHelperVisit],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -322,7 +322,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.DeferMaterial],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -345,8 +345,8 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
-        material_id: str,
+        project_id: FromPath[UUID],
+        material_id: FromPath[str],
         data: JSONBody[s.SupplyMaterial],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -365,7 +365,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.IssueReminderLetter],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -389,9 +389,9 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
-        letter_id: str,
-        issue_id: str,
+        project_id: FromPath[UUID],
+        letter_id: FromPath[str],
+        issue_id: FromPath[str],
         data: JSONBody[s.SubmitRectification],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -414,9 +414,9 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
-        letter_id: str,
-        issue_id: str,
+        project_id: FromPath[UUID],
+        letter_id: FromPath[str],
+        issue_id: FromPath[str],
         data: JSONBody[s.AcceptRectification],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -434,9 +434,9 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
-        letter_id: str,
-        issue_id: str,
+        project_id: FromPath[UUID],
+        letter_id: FromPath[str],
+        issue_id: FromPath[str],
         data: JSONBody[s.ReturnRectification],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -454,8 +454,8 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
-        letter_id: str,
+        project_id: FromPath[UUID],
+        letter_id: FromPath[str],
         data: JSONBody[s.CloseLetter],  # noqa: ARG002 - the body is {} by contract
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -472,7 +472,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.ReferViolation],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -491,7 +491,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.CloseProject],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:
@@ -507,7 +507,7 @@ class ProjectController(Controller):
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
-        project_id: UUID,
+        project_id: FromPath[UUID],
         data: JSONBody[s.AddAuditNote],
         if_match: IfMatch = None,
     ) -> Response[ProjectView]:

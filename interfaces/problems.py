@@ -137,6 +137,16 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     status = exc.status_code
     code = HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
     detail = exc.detail if status < 500 else "the server could not complete the request"
+    if status == 400:  # e.g. a body that is not JSON at all
+        return problem(
+            request,
+            400,
+            "Invalid input",
+            detail,
+            "invalid_input",
+            field="body",
+            errors=[FieldError("body", detail)],
+        )
     return problem(request, status, _title(status), detail, code)
 
 
