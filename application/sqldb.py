@@ -1,0 +1,153 @@
+"""A small SQL database for the workers' tables (relay position, audit trail, notifications),
+on the same backend as the event store: PostgreSQL in its database and schema, or a SQLite file
+beside the store's. SQL is written once with ``%s`` placeholders; SQLite gets ``?``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import psycopg
+from eventsourcing.utils import Environment
+from psycopg_pool import ConnectionPool
+
+Dialect = Literal["sqlite", "postgres"]
+_PLACEHOLDER = re.compile(r"%s")
+
+
+class Cursor(Protocol):
+    """What a transaction gives: run statements, read rows."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class _SQLiteCursor:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._c = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._c.rowcount
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> _SQLiteCursor:
+        self._c.execute(_PLACEHOLDER.sub("?", query), tuple(params))
+        return self
+
+    def fetchone(self) -> Any:
+        return self._c.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._c.fetchall()
+
+
+class Database:
+    """One transaction at a time per call of :meth:`transaction`; safe across threads."""
+
+    dialect: Dialect
+
+    def __init__(
+        self, dialect: Dialect, *, path: str = "", connect: Mapping[str, str] | None = None,
+        schema: str = "public", timeout: float = 10.0,
+    ) -> None:  # fmt: skip
+        self.dialect = dialect
+        self.schema = schema
+        self._lock = threading.Lock()
+        self._sqlite: sqlite3.Connection | None = None
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] | None = None
+        if dialect == "sqlite":
+            self._sqlite = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                                           check_same_thread=False)  # fmt: skip
+            self._sqlite.execute("PRAGMA journal_mode=WAL")
+            self._sqlite.execute("PRAGMA busy_timeout=%d" % int(timeout * 1000))  # noqa: UP031
+        else:
+            options = f"-c search_path={schema}"
+            self._pool = ConnectionPool(
+                kwargs={**(connect or {}), "autocommit": True, "options": options,
+                        "connect_timeout": max(int(timeout), 1)},
+                min_size=1, max_size=4, timeout=timeout, name="ecocase-workers", open=False,
+            )  # fmt: skip
+            self._pool.open(wait=True, timeout=timeout)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """Commits when the block ends, rolls back if it raises."""
+        if self._sqlite is not None:
+            with self._lock:
+                raw = self._sqlite.cursor()
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _SQLiteCursor(raw)
+                except BaseException:
+                    raw.execute("ROLLBACK")
+                    raise
+                raw.execute("COMMIT")
+            return
+        assert self._pool is not None  # noqa: S101 - one of the two is always set
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield cursor
+
+    def query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one SELECT, in its own transaction."""
+        with self.transaction() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall()
+
+    def run(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """One statement that returns no rows, in its own transaction; the row count."""
+        with self.transaction() as cursor:
+            cursor.execute(statement, params)
+            return cursor.rowcount
+
+    def setup(self, name: str, statements: Sequence[str]) -> None:
+        """Creates tables and indexes once; two processes starting together do not race."""
+        with self.transaction() as cursor:
+            if self.dialect == "postgres":
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                               (f"{self.schema}.{name}",))  # fmt: skip
+            for statement in statements:
+                cursor.execute(statement)
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pool is not None:
+            self._pool.close()
+
+
+def open_database(env: Mapping[str, str], app_name: str = "ecocase") -> Database:
+    """The workers' database on the store's backend (its persistence environment says which).
+    With the in-memory (POPO) store, an in-memory SQLite database."""
+    e = Environment(app_name, dict(env))
+    module = e.get("PERSISTENCE_MODULE") or "eventsourcing.popo"
+    if module == "eventsourcing.postgres":
+        connect = {
+            "dbname": e.get("POSTGRES_DBNAME") or "",
+            "host": e.get("POSTGRES_HOST") or "127.0.0.1",
+            "port": e.get("POSTGRES_PORT") or "5432",
+            "user": e.get("POSTGRES_USER") or "",
+            "password": e.get("POSTGRES_PASSWORD") or "",
+        }
+        schema = (e.get("POSTGRES_SCHEMA") or "").strip() or "public"
+        return Database("postgres", connect=connect, schema=schema,
+                        timeout=float(e.get("POSTGRES_CONNECT_TIMEOUT") or 10))  # fmt: skip
+    if module == "eventsourcing.sqlite":
+        dbname = e.get("SQLITE_DBNAME") or ""
+        if ":memory:" in dbname or "mode=memory" in dbname:
+            return Database("sqlite", path=":memory:")
+        path = str(Path(dbname).with_suffix(".workers.sqlite"))
+        return Database("sqlite", path=path, timeout=float(e.get("SQLITE_LOCK_TIMEOUT") or 10))
+    if module == "eventsourcing.popo":
+        return Database("sqlite", path=":memory:")
+    msg = f"no workers' database for PERSISTENCE_MODULE={module!r}"
+    raise ValueError(msg)
