@@ -32,6 +32,7 @@ from domain.materials import DeferralReason
 from domain.officers import OfficerRole
 from domain.project import KeyProject, project_id_for
 from domain.tiers import Tier
+from domain.warnings import WarningSpec
 from domain.windows import Window
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -197,6 +198,8 @@ class Cases:
             if expected is not None and expected != project.version:
                 raise errors.VersionMismatch(expected, project.version)
             result = command(project, self.today())
+            if not project.pending_events:  # the command changed nothing: nothing to record
+                return project, result
             try:
                 self.store.save(project, stamp=Stamp(acting.actor, acting.request_id))
             except (IntegrityError, OperationalError) as e:
@@ -472,3 +475,15 @@ class Cases:
         return self._change(
             acting, project_id, lambda p, today: p.add_audit_note(note=note, today=today)
         )[0]
+
+    # --- early warnings (预警温馨提醒) ----------------------------------------------------
+    def raise_warnings(
+        self, acting: Acting, project_id: UUID, specs: tuple[WarningSpec, ...]
+    ) -> int:
+        """Raises the due warnings the project has not raised yet, in one save; returns how
+        many were new. When none is new, nothing is saved and the version stays."""
+        return self._change(
+            acting,
+            project_id,
+            lambda project, today: sum(project.raise_warning(spec, today) for spec in specs),
+        )[1]

@@ -32,6 +32,7 @@ from domain.materials import DeferralReason, DeferredMaterial, MaterialStatus
 from domain.officers import OfficerAssignment, OfficerRole
 from domain.tiers import Tier, is_key, is_major
 from domain.violations import AuditNote, ViolationReferral
+from domain.warnings import RaisedWarning, WarningSpec
 from domain.windows import Window
 
 #: Namespace of project ids: a project's id is derived from its investment-project code, so
@@ -85,6 +86,7 @@ class KeyProject(Aggregate):
     reminder_letters: dict[str, ReminderLetter]
     violations: tuple[ViolationReferral, ...]
     audit_notes: tuple[AuditNote, ...]
+    warnings: dict[str, RaisedWarning]  # by key: each warning is raised once
 
     class Event(Aggregate.Event):
         TOPIC = "ecocase.KeyProject.Event"
@@ -178,6 +180,7 @@ class KeyProject(Aggregate):
         self.reminder_letters = {}
         self.violations = ()
         self.audit_notes = ()
+        self.warnings = {}
 
     # --- derived -------------------------------------------------------------------------
     @property
@@ -672,3 +675,21 @@ class KeyProject(Aggregate):
     @event("AuditNoteAdded", topic="ecocase.KeyProject.AuditNoteAdded")
     def _audit_note_added(self, note: AuditNote) -> None:
         self.audit_notes = (*self.audit_notes, note)
+
+    # --- early warnings (预警温馨提醒) ----------------------------------------------------
+    @property
+    def is_closed(self) -> bool:
+        return self.status == ProjectStatus.CLOSED
+
+    def raise_warning(self, spec: WarningSpec, today: date) -> bool:
+        """Records a due warning (see :func:`domain.warnings.due_warnings`) once. A key already
+        raised, or a closed case, records nothing and returns False: never an error, since the
+        scanner runs again and again."""
+        if spec.key in self.warnings or self.is_closed:
+            return False
+        self._warning_raised(RaisedWarning.of(spec, today))
+        return True
+
+    @event("WarningRaised", topic="ecocase.KeyProject.WarningRaised")
+    def _warning_raised(self, warning: RaisedWarning) -> None:
+        self.warnings = {**self.warnings, warning.key: warning}

@@ -17,6 +17,7 @@ from domain.materials import DeferralReason
 from domain.officers import OfficerRole
 from domain.project import KeyProject
 from domain.tiers import Tier
+from domain.warnings import due_warnings
 from tests.domain.factory import IN_A_MONTH, TODAY, TOMORROW, register, spec, state
 
 Events = Sequence[CanMutateAggregate[UUID]]
@@ -41,6 +42,7 @@ EXPECTED_TOPICS = (
     "ecocase.KeyProject.RectificationAccepted",
     "ecocase.KeyProject.ReminderLetterClosed",
     "ecocase.KeyProject.ViolationReferred",
+    "ecocase.KeyProject.WarningRaised",
     "ecocase.KeyProject.ProjectClosed",
     "ecocase.KeyProject.AuditNoteAdded",
 )
@@ -117,6 +119,11 @@ def _history() -> KeyProject:
         letter_id="L1",
         issue_id="L1-I2",
     )
+    due = due_warnings(p, IN_A_MONTH)  # M2 due today, h1's visit overdue
+    assert len(due) == 2
+    for warning in due:
+        assert p.raise_warning(warning, today=IN_A_MONTH)
+    assert not p.raise_warning(due[0], today=IN_A_MONTH)
     p.close(summary="环评已批复", today=IN_A_MONTH)
     p.add_audit_note(note="审计抽查", today=IN_A_MONTH)
     return p
