@@ -8,13 +8,17 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
+from dramatiq.brokers.redis import RedisBroker
 from granian import Granian
 from granian.constants import Interfaces, Loops
 
-from application.settings import load_settings
+from application.settings import Settings, load_settings
 from domain.actor import Role
 from domain.windows import Window
 from interfaces.auth import issue_token
+from workers.broker import BrokerSettings, build_broker
+from workers.dead_letters import list_dead, redrive
+from workers.processes import run_relay, run_scheduler, run_worker
 
 APP_FACTORY = "interfaces.app:create_app"
 SERVERS = ("uvicorn", "granian")
@@ -71,6 +75,52 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _needs_redis(command: str) -> Settings:
+    settings = load_settings()
+    if not settings.redis_url:
+        msg = (
+            f"'ecocase {command}' is a production process and needs ECOCASE_REDIS_URL; "
+            "on the embedded default 'ecocase serve' runs the relay and a worker itself"
+        )
+        raise ValueError(msg)
+    return settings
+
+
+def _worker(_: argparse.Namespace) -> int:
+    run_worker(_needs_redis("worker"), os.environ)
+    return 0
+
+
+def _relay(_: argparse.Namespace) -> int:
+    run_relay(_needs_redis("relay"), os.environ)
+    return 0
+
+
+def _scheduler(_: argparse.Namespace) -> int:
+    run_scheduler(_needs_redis("scheduler"), os.environ)
+    return 0
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    settings = _needs_redis("dead-letters")
+    broker = build_broker(BrokerSettings(redis_url=settings.redis_url))
+    if not isinstance(broker, RedisBroker):  # pragma: no cover - a Redis URL gives Redis
+        raise TypeError(broker)
+    if args.action == "list":
+        for d in list_dead(broker):
+            print(
+                f"{d.failed_at:%Y-%m-%d %H:%M:%S}Z  {d.queue:<10} {d.message_id}  "
+                f"{d.actor}{list(d.args)}  retries={d.retries}  {d.error}"
+            )
+        return 0
+    if not args.all and not args.id:
+        print("ecocase: redrive needs --id MESSAGE_ID (repeatable) or --all", file=sys.stderr)
+        return 2
+    count = redrive(broker, None if args.all else args.id)
+    print(f"re-driven: {count}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ecocase", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +146,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     token.add_argument("--hours", type=float, default=12.0, help="validity (default 12)")
     token.set_defaults(run=_token)
+
+    for name, run, text in (
+        ("worker", _worker, "run the dramatiq worker (events, deliveries, warning scans)"),
+        ("relay", _relay, "run the outbox relay from the event store to the queue"),
+        ("scheduler", _scheduler, "run the warning-scan scheduler (exactly one runs)"),
+    ):
+        commands.add_parser(name, help=text).set_defaults(run=run)
+    dead = commands.add_parser("dead-letters", help="list or re-drive dead messages")
+    dead.add_argument("action", choices=["list", "redrive"])
+    dead.add_argument("--id", action="append", help="a message id to re-drive (repeatable)")
+    dead.add_argument("--all", action="store_true", help="re-drive every dead message")
+    dead.set_defaults(run=_dead_letters)
 
     args = parser.parse_args(argv)
     try:

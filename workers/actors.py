@@ -1,0 +1,174 @@
+"""The dramatiq actors: each stored event becomes its audit record and notifications (once),
+each notification is delivered (retried with backoff, then dead), and warning scans run.
+
+Actors are declared on a given broker by :func:`declare_actors` (nothing at import time) and
+reach their services through a context built lazily in the worker process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import dramatiq
+import msgspec
+import structlog
+from dramatiq.middleware import CurrentMessage
+
+from application.audit import audit_record
+from application.notification_rules import notifications_for
+from application.warning_scan import scan_warnings
+from domain.errors import DomainError
+from workers.channels import DeliveryError, PermanentDeliveryError
+from workers.messages import EventNotice
+from workers.runtime import WorkerContext
+
+log = structlog.get_logger("ecocase.worker")
+
+EVENTS, DELIVERIES, SCANS = "events", "deliveries", "scans"
+
+
+class EventMissing(Exception):  # noqa: N818 - the name says what happened
+    """The notification log has no event at the given position (a poison message)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries per actor (milliseconds); tests shorten them."""
+
+    event_retries: int = 10
+    event_min_backoff: int = 500
+    event_max_backoff: int = 30_000
+    delivery_retries: int = 8
+    delivery_min_backoff: int = 1_000
+    delivery_max_backoff: int = 60_000
+    scan_retries: int = 2
+    time_limit: int = 60_000
+
+
+@dataclass(frozen=True)
+class Actors:
+    handle_event: dramatiq.Actor[..., None]
+    deliver: dramatiq.Actor[..., None]
+    delivery_exhausted: dramatiq.Actor[..., None]
+    scan_warnings: dramatiq.Actor[..., None]
+
+    def publish(self, notices: Sequence[EventNotice]) -> None:
+        """The relay's send: one message per stored event."""
+        for notice in notices:
+            self.handle_event.send(msgspec.to_builtins(notice))
+
+
+def _message_id() -> str:
+    message = CurrentMessage.get_current_message()
+    return message.message_id if message is not None else "direct"
+
+
+def declare_actors(  # noqa: PLR0915 - each actor sits beside its options
+    broker: dramatiq.Broker, context: Callable[[], WorkerContext],
+    policy: RetryPolicy = RetryPolicy(),
+) -> Actors:  # fmt: skip
+    def guard(limit: int) -> bool:
+        """False when this message has been tried more than ``limit`` times, counting attempts
+        whose worker died (dramatiq's retry count misses those)."""
+        message_id = _message_id()
+        attempts = context().tracking.count_attempt(message_id)
+        if attempts > limit + 1:
+            log.error("message given up after repeated attempts", message_id=message_id,
+                      attempts=attempts)  # fmt: skip
+            return False
+        return True
+
+    def handle_event(payload: dict[str, Any]) -> None:
+        notice = msgspec.convert(payload, EventNotice)
+        structlog.contextvars.bind_contextvars(project_id=notice.project_id,
+                                               notification_id=notice.notification_id)  # fmt: skip
+        if not guard(policy.event_retries):
+            return
+        ctx = context()
+        found = ctx.store.recorder.select_notifications(start=notice.notification_id, limit=1)
+        if not found or found[0].id != notice.notification_id:
+            raise EventMissing(f"no event at notification {notice.notification_id}")
+        event = ctx.store.mapper.to_domain_event(found[0])
+        project = ctx.store.get_project(UUID(notice.project_id), event.originator_version)
+        specs = notifications_for(event, project, webhook_targets=ctx.webhook_targets)
+        now = datetime.now(tz=UTC)
+        with ctx.db.transaction() as cursor:
+            first = ctx.tracking.claim(cursor, notice.notification_id)
+            if first:
+                ctx.audit.record(cursor, audit_record(
+                    notice.notification_id, event, project_code=project.project_code,
+                    window=str(project.window),
+                ))  # fmt: skip
+                keys = ctx.notifications.add(
+                    cursor, notification_id=notice.notification_id, project_id=project.id,
+                    window=str(project.window), specs=specs, now=now,
+                )  # fmt: skip
+        if not first:  # a redelivery: resend only what is not delivered yet
+            keys = ctx.notifications.undelivered(notice.notification_id)
+        for key in keys:
+            actors.deliver.send(key)
+
+    def deliver(key: str) -> None:
+        structlog.contextvars.bind_contextvars(notification=key)
+        ctx = context()
+        if not guard(policy.delivery_retries):
+            ctx.notifications.mark_dead(key, "given up after repeated attempts",
+                                        datetime.now(tz=UTC))  # fmt: skip
+            return
+        notification = ctx.notifications.start_attempt(key)
+        if notification is None:  # already sent or dead: a redelivery does nothing
+            return
+        channel = ctx.channels.get(notification.channel)
+        if channel is None:
+            ctx.notifications.mark_dead(key, f"no {notification.channel} channel configured",
+                                        datetime.now(tz=UTC))  # fmt: skip
+            return
+        try:
+            channel.send(notification)
+        except PermanentDeliveryError as e:
+            ctx.notifications.mark_dead(key, str(e)[:500], datetime.now(tz=UTC))
+            return
+        except DeliveryError as e:
+            ctx.notifications.mark_failed(key, str(e)[:500], datetime.now(tz=UTC))
+            raise
+        ctx.notifications.mark_sent(key, datetime.now(tz=UTC))
+
+    def delivery_exhausted(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
+        key = str(message.get("args", [""])[0])
+        context().notifications.mark_dead(
+            key, f"retries exhausted ({retry_info.get('retries')})", datetime.now(tz=UTC)
+        )
+
+    def scan(_: Any = None) -> None:
+        ctx = context()
+        raised = scan_warnings(ctx.cases, ctx.index, request_id=_message_id())
+        log.info("warning scan done", raised=raised)
+
+    actors = Actors(
+        handle_event=dramatiq.actor(
+            broker=broker, actor_name="handle_event", queue_name=EVENTS,
+            max_retries=policy.event_retries, min_backoff=policy.event_min_backoff,
+            max_backoff=policy.event_max_backoff, time_limit=policy.time_limit,
+            throws=(DomainError,),
+        )(handle_event),
+        deliver=dramatiq.actor(
+            broker=broker, actor_name="deliver", queue_name=DELIVERIES,
+            max_retries=policy.delivery_retries, min_backoff=policy.delivery_min_backoff,
+            max_backoff=policy.delivery_max_backoff, time_limit=policy.time_limit,
+            throws=(PermanentDeliveryError,), on_retry_exhausted="delivery_exhausted",
+        )(deliver),
+        delivery_exhausted=dramatiq.actor(
+            broker=broker, actor_name="delivery_exhausted",
+            queue_name=DELIVERIES, max_retries=3,
+        )(delivery_exhausted),
+        scan_warnings=dramatiq.actor(
+            broker=broker, actor_name="scan_warnings", queue_name=SCANS,
+            max_retries=policy.scan_retries, time_limit=10 * policy.time_limit,
+            throws=(DomainError,),
+        )(scan),
+    )  # fmt: skip
+    return actors

@@ -1,0 +1,146 @@
+"""The outbox relay: follows the event store's notification log and sends each event to the
+task queue, then records how far it got. No dual writes: the API only writes events.
+
+At-least-once: the position is written after the send, so after a crash the relay resends the
+few events after its last recorded position; the consumers deduplicate by notification id.
+PostgreSQL is followed with LISTEN/NOTIFY (``ApplicationSubscription``); SQLite and POPO by
+polling ``select_notifications``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.projection import ApplicationSubscription
+from eventsourcing.utils import get_topic
+
+from application.sqldb import Database
+from application.store import CaseStore
+from workers.messages import EventNotice
+
+log = structlog.get_logger("ecocase.relay")
+
+Publish = Callable[[Sequence[EventNotice]], None]
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS relay_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+]
+
+
+class Relay:
+    def __init__(
+        self, store: CaseStore, db: Database, publish: Publish, *, name: str = "relay",
+        batch_size: int = 500,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.db = db
+        self.publish = publish
+        self.name = name
+        self.batch_size = batch_size
+        db.setup("relay_position", SCHEMA)
+        self._sent = self._recorded = self.position()
+        self._lock = threading.Lock()  # guards _sent
+        self._write_lock = threading.Lock()  # one position write at a time
+
+    # --- position ------------------------------------------------------------------------
+    def position(self) -> int:
+        """The last notification id recorded as sent (0 if none)."""
+        rows = self.db.query("SELECT position FROM relay_position WHERE name = %s", (self.name,))
+        return int(rows[0][0]) if rows else 0
+
+    def _record_position(self) -> None:
+        with self._write_lock:
+            with self._lock:
+                sent = self._sent
+            if sent <= self._recorded:
+                return
+            with self.db.transaction() as c:
+                c.execute(
+                    "INSERT INTO relay_position (name, position) VALUES (%s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET position = excluded.position "
+                    "WHERE relay_position.position < excluded.position",
+                    (self.name, sent),
+                )
+            self._recorded = sent
+
+    def head(self) -> int:
+        return self.store.recorder.max_notification_id() or 0
+
+    def lag(self) -> int:
+        """Events stored but not yet recorded as relayed."""
+        return max(0, self.head() - self.position())
+
+    # --- relaying ------------------------------------------------------------------------
+    def _sent_upto(self, notification_id: int) -> None:
+        with self._lock:
+            self._sent = max(self._sent, notification_id)
+
+    def relay_available(self) -> int:
+        """Sends every event recorded after the position, in batches; returns how many."""
+        total = 0
+        while True:
+            batch = self.store.recorder.select_notifications(
+                start=self._sent, limit=self.batch_size, inclusive_of_start=False
+            )
+            if not batch:
+                return total
+            self.publish([
+                EventNotice(n.id, str(n.originator_id), n.originator_version, n.topic)
+                for n in batch
+            ])  # fmt: skip
+            self._sent_upto(batch[-1].id)
+            self._record_position()
+            total += len(batch)
+
+    def run(self, stop: threading.Event, *, poll_interval: float = 0.05,
+            error_pause: float = 1.0) -> None:  # fmt: skip
+        """Relays until ``stop`` is set; survives broker and database outages by retrying.
+        The position is recorded after every batch and, while events stream in one by one,
+        every 100 ms by a flusher thread."""
+        flusher = threading.Thread(target=self._flush_until, args=(stop,), daemon=True,
+                                   name="relay-position")  # fmt: skip
+        flusher.start()
+        listen = isinstance(self.store.recorder, PostgresApplicationRecorder)
+        try:
+            while not stop.is_set():
+                try:
+                    self.relay_available()
+                    if listen:
+                        self._follow_notifications(stop)
+                    else:
+                        stop.wait(poll_interval)
+                except Exception as e:  # noqa: BLE001 - the relay must outlive any outage
+                    log.warning("relay paused", error_type=type(e).__name__,
+                                error=str(e)[:200], position=self._sent)  # fmt: skip
+                    stop.wait(error_pause)
+        finally:
+            flusher.join(timeout=2)
+            self._record_position()
+
+    def _flush_until(self, stop: threading.Event) -> None:
+        while not stop.wait(0.1):
+            try:
+                self._record_position()
+            except Exception as e:  # noqa: BLE001 - retried on the next tick
+                log.warning("relay position not recorded", error_type=type(e).__name__)
+
+    def _follow_notifications(self, stop: threading.Event) -> None:
+        """PostgreSQL: LISTEN/NOTIFY wakes the subscription; events are sent as they come."""
+        subscription = ApplicationSubscription(self.store, gt=self._sent)
+        threading.Thread(target=_stop_when, args=(stop, subscription), daemon=True).start()
+        with subscription:
+            for event, tracking in subscription:
+                self.publish([EventNotice(
+                    tracking.notification_id, str(event.originator_id),
+                    event.originator_version, get_topic(type(event)),
+                )])  # fmt: skip
+                self._sent_upto(tracking.notification_id)
+
+
+def _stop_when(stop: threading.Event, subscription: ApplicationSubscription[Any]) -> None:
+    stop.wait()
+    subscription.stop()
