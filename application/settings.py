@@ -19,6 +19,7 @@ class Settings:
     secret: str
     log_format: str  # "json" or "console"
     log_level: str
+    embedded_workers: bool = False  # relay + worker inside `ecocase serve` (no Redis)
 
     def store_env(self) -> dict[str, str]:
         """The eventsourcing persistence environment for the case store."""
@@ -77,7 +78,21 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         secret=env.get("ECOCASE_SECRET") or _local_secret(data_dir, store),
         log_format=env.get("ECOCASE_LOG_FORMAT", "json"),
         log_level=env.get("ECOCASE_LOG_LEVEL", "INFO"),
+        embedded_workers=_flag(
+            env.get("ECOCASE_EMBEDDED_WORKERS"), default=not env.get("ECOCASE_REDIS_URL")
+        ),
     )
+
+
+def _flag(value: str | None, *, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    if value.strip().lower() in ("1", "y", "yes", "true", "on"):
+        return True
+    if value.strip().lower() in ("0", "n", "no", "false", "off"):
+        return False
+    msg = f"ECOCASE_EMBEDDED_WORKERS must be yes or no, not {value!r}"
+    raise ValueError(msg)
 
 
 def _local_secret(data_dir: Path, store: str) -> str:

@@ -1,8 +1,9 @@
-"""The composition root of the HTTP service: ``create_app()`` builds everything; nothing
-connects at import time."""
+"""The composition root: ``create_app()`` builds the HTTP service and, on the embedded default
+(no Redis), the relay and a worker inside it; nothing connects at import time."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,16 +17,23 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
+from application.audit import AuditTrail
 from application.cases import Cases, shanghai_now
+from application.notifications import Notifications
 from application.project_index import ProjectIndex
 from application.settings import Settings, load_settings
+from application.sqldb import open_database
 from application.store import CaseStore
 from interfaces.auth import jwt_auth
+from interfaces.http_audit import AuditController
+from interfaces.http_notifications import list_notifications
 from interfaces.http_projects import ProjectController
 from interfaces.http_service import ROUTES
 from interfaces.logs import configure_logging
 from interfaces.middleware import bind_actor_and_project, request_context
 from interfaces.problems import EXCEPTION_HANDLERS
+from workers.processes import EmbeddedWorkers
+from workers.relay import Relay
 
 SWAGGER = "/static/swagger"
 
@@ -55,19 +63,33 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = CaseStore(env=settings.store_env())
         index = ProjectIndex(store, settings.store_env())
+        db = open_database(settings.store_env())
         index.start()
-        app.state.update(settings=settings, cases=Cases(store, clock=clock), index=index)
+        workers = None
+        if settings.embedded_workers:
+            workers = EmbeddedWorkers(settings, os.environ, store=store, db=db, index=index)
+            workers.start()
+        app.state.update(
+            settings=settings, cases=Cases(store, clock=clock), index=index, db=db,
+            audit=AuditTrail(db), notifications=Notifications(db), workers=workers,
+            relay=workers.relay if workers else Relay.observer(store, db),
+        )  # fmt: skip
         try:
             yield
         finally:
+            if workers is not None:
+                workers.stop()
             index.stop()
             index.close()
+            db.close()
             store.close()
 
     app = Litestar(
         route_handlers=[
             *ROUTES,
             ProjectController,
+            AuditController,
+            list_notifications,
             create_static_files_router(
                 path=SWAGGER,
                 directories=[Path(swagger_ui.__file__).parent / "static"],

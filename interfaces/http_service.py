@@ -66,7 +66,7 @@ def _store_health(state: State) -> StoreHealth:
     kind = state.settings.store
     try:
         head = state.cases.store.recorder.max_notification_id()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - health reports any store failure, never raises
         return StoreHealth(kind=kind, ok=False, error=type(e).__name__)
     return StoreHealth(kind=kind, ok=True, max_notification_id=head or 0)
 

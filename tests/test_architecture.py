@@ -23,8 +23,9 @@ LAYERS = ("domain", "application", "interfaces", "workers")
 # Third-party code the domain may use: the aggregate base classes and the holiday calendar.
 DOMAIN_THIRD_PARTY = ("eventsourcing.domain", "eventsourcing.utils", "chinese_calendar")
 APPLICATION_FORBIDDEN = ("interfaces", "workers", "litestar", "dramatiq")
-# The CLI is the one interface that may drive workers (the later `ecocase worker` commands).
-INTERFACES_ALLOWED_TO_IMPORT_WORKERS = frozenset({"interfaces.cli"})
+# The composition root (app.py, which runs the embedded relay and worker) and the CLI (which
+# starts the worker processes) are the interfaces that may build workers.
+INTERFACES_ALLOWED_TO_IMPORT_WORKERS = frozenset({"interfaces.cli", "interfaces.app"})
 
 # Built by concatenation so that this file does not itself name them.
 REGISTRY_HOSTS = (
@@ -164,7 +165,7 @@ def test_application_never_imports_interfaces_workers_litestar_or_dramatiq() -> 
     assert not bad, report(bad)
 
 
-def test_interfaces_import_workers_only_from_the_cli() -> None:
+def test_interfaces_import_workers_only_from_the_composition_root_and_cli() -> None:
     bad = [
         i
         for i in layer_imports("interfaces")

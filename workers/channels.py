@@ -39,6 +39,7 @@ import smtplib
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -121,14 +122,14 @@ class EmailChannel:
         m["From"] = self.sender
         try:
             m["To"] = Address(addr_spec=n.address)
-        except (ValueError, IndexError) as e:
+        except (ValueError, IndexError, MessageError) as e:
             msg = f"notification {n.key}: not an e-mail address: {n.address!r}"
             raise PermanentDeliveryError(msg) from e
         m["Subject"] = n.subject
         m["Date"] = format_datetime(n.created_at)
         m["Message-ID"] = message_id_for(n.key, self._domain)
         m[DELIVERY_HEADER] = _ascii_header(n.key)
-        m.set_content(n.body, charset="utf-8")
+        m.set_content(n.body, charset="utf-8", cte="base64")  # 7-bit safe for any relay
         return m
 
     def send(self, n: Notification) -> None:

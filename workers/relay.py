@@ -46,6 +46,11 @@ class Relay:
         self._lock = threading.Lock()  # guards _sent
         self._write_lock = threading.Lock()  # one position write at a time
 
+    @classmethod
+    def observer(cls, store: CaseStore, db: Database) -> Relay:
+        """Reads the position and lag of a relay that runs in another process."""
+        return cls(store, db, _publish_nothing)
+
     # --- position ------------------------------------------------------------------------
     def position(self) -> int:
         """The last notification id recorded as sent (0 if none)."""
@@ -139,6 +144,11 @@ class Relay:
                     event.originator_version, get_topic(type(event)),
                 )])  # fmt: skip
                 self._sent_upto(tracking.notification_id)
+
+
+def _publish_nothing(_: Sequence[EventNotice]) -> None:
+    msg = "an observer does not relay"
+    raise RuntimeError(msg)
 
 
 def _stop_when(stop: threading.Event, subscription: ApplicationSubscription[Any]) -> None:

@@ -32,7 +32,7 @@ def all_at_once(count: int, write: Callable[[int], T]) -> list[T | Exception]:
         start.wait()
         try:
             return write(n)
-        except Exception as e:  # every outcome is asserted on by the test
+        except Exception as e:  # noqa: BLE001 - every outcome is asserted on by the test
             return e
 
     with ThreadPoolExecutor(count) as pool:
