@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
+import redis
 import swagger_ui
 from litestar import Litestar
 from litestar.datastructures import State
@@ -36,6 +37,13 @@ from workers.processes import EmbeddedWorkers
 from workers.relay import Relay
 
 SWAGGER = "/static/swagger"
+
+
+def _redis_probe(url: str | None) -> redis.Redis | None:
+    """For /health only: the API never sends to the broker (the relay does)."""
+    if not url:
+        return None
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
 
 
 def _cases(state: State) -> Cases:
@@ -73,6 +81,7 @@ def create_app(
             settings=settings, cases=Cases(store, clock=clock), index=index, db=db,
             audit=AuditTrail(db), notifications=Notifications(db), workers=workers,
             relay=workers.relay if workers else Relay.observer(store, db),
+            redis=_redis_probe(settings.redis_url),
         )  # fmt: skip
         try:
             yield
@@ -83,6 +92,8 @@ def create_app(
             index.close()
             db.close()
             store.close()
+            if app.state.redis is not None:
+                app.state.redis.close()
 
     app = Litestar(
         route_handlers=[

@@ -20,8 +20,9 @@ class StoreHealth(msgspec.Struct):
 
 
 class BrokerHealth(msgspec.Struct):
-    configured: bool
-    ok: bool | None = None
+    kind: str  # "redis", or "in-process" on the embedded default
+    ok: bool
+    error: str | None = None
 
 
 class ProjectionHealth(msgspec.Struct):
@@ -49,17 +50,38 @@ def health(state: State) -> Response[Health]:
     head = store_health.max_notification_id
     index = state.index
     position = index.position()
+    broker = _broker_health(state)
     body = Health(
-        status="ok" if store_health.ok else "degraded",
+        # Commands need only the store: a broker outage degrades notifications, not writes.
+        status="ok" if store_health.ok and broker.ok else "degraded",
         store=store_health,
-        broker=BrokerHealth(configured=state.settings.redis_url is not None),
+        broker=broker,
         projections=[
             ProjectionHealth(
                 "project_index", position, None if head is None else max(0, head - position)
-            )
+            ),
+            _relay_health(state, head),
         ],
     )
     return Response(body, status_code=200 if store_health.ok else 503)
+
+
+def _broker_health(state: State) -> BrokerHealth:
+    if state.redis is None:
+        return BrokerHealth(kind="in-process", ok=True)
+    try:
+        return BrokerHealth(kind="redis", ok=bool(state.redis.ping()))
+    except Exception as e:  # noqa: BLE001 - health reports any broker failure, never raises
+        return BrokerHealth(kind="redis", ok=False, error=type(e).__name__)
+
+
+def _relay_health(state: State, head: int | None) -> ProjectionHealth:
+    """How far the outbox relay has sent the event store to the queue."""
+    try:
+        position = state.relay.position()
+    except Exception:  # noqa: BLE001 - health reports, never raises
+        return ProjectionHealth("relay", -1, None)
+    return ProjectionHealth("relay", position, None if head is None else max(0, head - position))
 
 
 def _store_health(state: State) -> StoreHealth:

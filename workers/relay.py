@@ -127,9 +127,13 @@ class Relay:
             self._record_position()
 
     def _flush_until(self, stop: threading.Event) -> None:
+        ticks = 0
         while not stop.wait(0.1):
+            ticks += 1
             try:
                 self._record_position()
+                if ticks % 100 == 0:  # every 10 s: the lag, for the logs
+                    log.info("relay position", position=self._recorded, lag=self.lag())
             except Exception as e:  # noqa: BLE001 - retried on the next tick
                 log.warning("relay position not recorded", error_type=type(e).__name__)
 

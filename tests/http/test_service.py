@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
-from application.settings import Settings
+from application.settings import Settings, load_settings
+from interfaces.app import create_app
 from tests.http.support import AUDITOR, XIHU_OFFICER, Api, assert_problem
 from tests.pg import STORE_KINDS, store_param
 
@@ -65,7 +69,8 @@ def test_health_needs_no_token_and_reports_the_store_kind(api: Api, app_settings
     assert body["status"] == "ok"
     assert body["store"]["kind"] == app_settings.store
     assert body["store"]["ok"] is True
-    assert body["broker"]["configured"] is False
+    assert body["broker"] == {"kind": "in-process", "ok": True, "error": None}
+    assert {p["name"] for p in body["projections"]} == {"project_index", "relay"}
     assert r.headers["X-Request-ID"] == r.request.headers["X-Request-ID"]
 
 
@@ -127,3 +132,27 @@ def test_openapi_ui_page_loads_only_local_assets(api: Api) -> None:
 
 def test_unknown_route_is_a_404_problem(api: Api) -> None:
     assert_problem(api.get("/nowhere", as_=AUDITOR), 404, "not_found")
+
+
+def test_health_reports_a_broker_that_does_not_answer_as_degraded(tmp_path: Path) -> None:
+    # a port nobody listens on: the API keeps serving, health says the broker is down
+    settings = load_settings({
+        "ECOCASE_STORE": "popo",
+        "ECOCASE_SECRET": "s" * 32,
+        "ECOCASE_DATA_DIR": str(tmp_path),
+        "ECOCASE_REDIS_URL": "redis://127.0.0.1:1/0",
+    })  # fmt: skip
+    with TestClient(create_app(settings, configure_logs=False)) as client:
+        r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json()["status"] == "degraded"
+    assert r.json()["broker"]["kind"] == "redis"
+    assert r.json()["broker"]["ok"] is False
+
+
+def test_health_shows_the_relay_lag_falling_to_zero(api: Api, client: TestClient[Any]) -> None:
+    api.register()
+    assert client.app.state.workers.join(timeout_s=10)
+    relay = next(p for p in api.get("/health", as_=None).json()["projections"]
+                 if p["name"] == "relay")  # fmt: skip
+    assert relay == {"name": "relay", "position": 1, "lag": 0}
