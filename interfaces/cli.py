@@ -6,13 +6,18 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
+import dramatiq
 import uvicorn
 from dramatiq.brokers.redis import RedisBroker
 from granian import Granian
 from granian.constants import Interfaces, Loops
 
+from application.notifications import Notifications
 from application.settings import Settings, load_settings
+from application.sqldb import open_database
 from domain.actor import Role
 from domain.windows import Window
 from interfaces.auth import issue_token
@@ -116,7 +121,17 @@ def _dead_letters(args: argparse.Namespace) -> int:
     if not args.all and not args.id:
         print("ecocase: redrive needs --id MESSAGE_ID (repeatable) or --all", file=sys.stderr)
         return 2
-    count = redrive(broker, None if args.all else args.id)
+    db = open_database(settings.store_env())
+    notifications = Notifications(db)
+
+    def reopen(message: dramatiq.Message[Any]) -> None:
+        if message.actor_name == "deliver" and message.args:  # dead rows are not resent
+            notifications.reopen(str(message.args[0]), datetime.now(tz=UTC))
+
+    try:
+        count = redrive(broker, None if args.all else args.id, before=reopen)
+    finally:
+        db.close()
     print(f"re-driven: {count}")
     return 0
 

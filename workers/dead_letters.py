@@ -4,7 +4,7 @@ API for them; ``ecocase dead-letters`` lists them and re-drives them onto their 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,8 +58,13 @@ def list_dead(broker: RedisBroker, queues: Iterable[str] = QUEUES) -> list[DeadL
     return found
 
 
-def redrive(broker: RedisBroker, message_ids: Iterable[str] | None = None,
-            queues: Iterable[str] = QUEUES) -> int:  # fmt: skip
+def redrive(
+    broker: RedisBroker,
+    message_ids: Iterable[str] | None = None,
+    queues: Iterable[str] = QUEUES,
+    *,
+    before: Callable[[dramatiq.Message[Any]], None] | None = None,
+) -> int:
     """Puts dead messages back on their queue with a fresh retry count; None means all.
     Returns how many were re-driven."""
     wanted = None if message_ids is None else set(message_ids)
@@ -75,6 +80,8 @@ def redrive(broker: RedisBroker, message_ids: Iterable[str] | None = None,
             if data is None:
                 continue
             message = dramatiq.Message.decode(data)
+            if before is not None:  # e.g. reopen a dead notification so that it is sent
+                before(message)
             options = {k: v for k, v in message.options.items() if k not in RESET}
             broker.enqueue(message.copy(options=options))
             client.zrem(zset, raw_id)
