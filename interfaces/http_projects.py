@@ -10,10 +10,11 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import litestar
+import msgspec
 from litestar import Controller, Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from application.cases import SHANGHAI, Acting, Cases
 from application.project_index import ProjectIndex
@@ -27,8 +28,10 @@ from domain.windows import Window
 from interfaces import schemas as s
 from interfaces.views import (
     History,
+    ProjectDiff,
     ProjectList,
     ProjectView,
+    diff_view,
     history_view,
     project_list_view,
     project_view,
@@ -141,6 +144,33 @@ class ProjectController(Controller):
         entries = cases.history(request.user, project_id)
         project = cases.get(request.user, project_id)
         return Response(history_view(project, entries), headers={"ETag": f'"{project.version}"'})
+
+    @get("/{project_id:uuid}/diff", summary="What changed between two versions (auditors)")
+    def diff(
+        self,
+        request: AnyRequest,
+        cases: NamedDependency[Cases],
+        project_id: FromPath[UUID],
+        from_version: Annotated[int, QueryParameter(name="from", ge=0)],
+        to_version: Annotated[int, QueryParameter(name="to", ge=1)],
+    ) -> ProjectDiff:
+        if from_version >= to_version:
+            raise errors.InvalidInput("to", "must be greater than from")
+        after = cases.get(request.user, project_id, version=to_version)
+        before = (
+            None if from_version == 0
+            else cases.get(request.user, project_id, version=from_version)
+        )  # fmt: skip
+        today = cases.today()
+        entries = [
+            e for e in cases.history(request.user, project_id)
+            if from_version < e.version <= to_version
+        ]  # fmt: skip
+        return diff_view(
+            project_id, (from_version, to_version), entries,
+            msgspec.to_builtins(project_view(before, today)) if before else None,
+            msgspec.to_builtins(project_view(after, today)),
+        )  # fmt: skip
 
     # --- early intervention ---------------------------------------------------------------
     @post(

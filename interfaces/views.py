@@ -15,6 +15,7 @@ from domain.materials import MaterialStatus
 from domain.project import KeyProject
 from domain.windows import WINDOWS, Window, WindowInfo
 from domain.working_days import working_days_between
+from interfaces.diff import Change, diff
 
 WINDOW_NAMES = {w.code: w.name for w in WINDOWS}
 
@@ -239,6 +240,46 @@ def project_list_view(items: list[ProjectSummary], next_cursor: str | None) -> P
             for p in items
         ],
         next_cursor=next_cursor,
+    )
+
+
+class EventSummary(View):
+    version: int
+    type: str
+    recorded_at: datetime
+    actor: ActorView | None
+
+
+class ProjectDiff(View):
+    id: str
+    from_version: int = msgspec.field(name="from")
+    to_version: int = msgspec.field(name="to")
+    events: list[EventSummary]
+    changes: list[Change]
+
+
+def diff_view(
+    project_id: Any,
+    versions: tuple[int, int],
+    entries: list[HistoryEntry],
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> ProjectDiff:
+    events = [
+        EventSummary(
+            version=e.version,
+            type=e.type,
+            recorded_at=e.recorded_at,
+            actor=_as(ActorView, e.stamp.actor) if e.stamp else None,
+        )
+        for e in entries
+    ]
+    return ProjectDiff(
+        id=str(project_id),
+        from_version=versions[0],
+        to_version=versions[1],
+        events=events,
+        changes=diff(before or {}, after),
     )
 
 
