@@ -2,13 +2,15 @@
 
 Each stored payload is the JSON of the event's fields. Decoding is typed: a msgspec struct is
 built once per event class from its annotations, so dates, enums, Decimals, tuples and nested
-value objects come back as they went in. The stamp (who acted, in which request) travels as an
-extra ``meta`` field. Old payloads (``class_version`` below the class's) are decoded untyped,
+value objects come back as they went in. The stamp (who acted, in which request, and ``prev``,
+the hash of the project's previous stored event: see :func:`chain_hash`) travels as an extra
+``meta`` field. Old payloads (``class_version`` below the class's) are decoded untyped,
 passed through the class's ``upcast_vN_vN+1`` functions, then converted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import typing
 from collections.abc import Callable, Hashable
 from datetime import datetime
@@ -26,7 +28,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
-from domain.actor import Stamp
+from domain.actor import Actor, Stamp
 
 _SKIP = frozenset({"originator_id", "originator_version"})
 _ENCODER = msgspec.json.Encoder(decimal_format="string")
@@ -71,6 +73,16 @@ def _decoder(struct: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(struct)
 
 
+class _StoredStamp(msgspec.Struct, omit_defaults=True):
+    """How a Stamp is written: as the dataclass, but without ``prev`` when it is "" (a first
+    event, or an event not recorded by the store), so unchained payloads stay as they were.
+    Stamps are read back into the Stamp dataclass itself (``prev`` defaults to "")."""
+
+    actor: Actor
+    request_id: str
+    prev: str = ""
+
+
 def _as_dict(struct: msgspec.Struct) -> dict[str, Any]:
     return {f: getattr(struct, f) for f in struct.__struct_fields__}
 
@@ -96,6 +108,9 @@ class MsgspecMapper(Mapper[Any]):
         class_version = getattr(cls, "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
+        stamp = state.get(META)
+        if isinstance(stamp, Stamp):
+            state[META] = _StoredStamp(stamp.actor, stamp.request_id, stamp.prev)
         if isinstance(domain_event, CanSnapshotAggregate):
             state["state"] = msgspec.Raw(_ENCODER.encode(state["state"]))
         payload = _ENCODER.encode(state)
@@ -171,3 +186,16 @@ def stamp_of(domain_event: object) -> Stamp | None:
     """The stamp recorded with an event, if any (snapshots and unstamped events have none)."""
     meta = vars(domain_event).get(META)
     return meta if isinstance(meta, Stamp) else None
+
+
+def chain_hash(stored_event: StoredEvent) -> str:
+    """The hex SHA-256 of a stored record, as the recorder holds it: over the UTF-8 of
+    ``originator_id`` (the UUID's canonical 36-character text) + "\\n" + ``originator_version``
+    (decimal) + "\\n" + ``topic`` + "\\n", then the stored ``state`` bytes as they are (after
+    any compression or encryption; they include the record's own ``meta.prev``).
+
+    The next event of the project carries it as ``meta.prev``: a hash chain per project."""
+    s = stored_event
+    digest = hashlib.sha256(f"{s.originator_id}\n{s.originator_version}\n{s.topic}\n".encode())
+    digest.update(bytes(stored_event.state))
+    return digest.hexdigest()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from domain.windows import Window
@@ -25,7 +25,13 @@ class Actor:
 
 @dataclass(frozen=True)
 class Stamp:
-    """Who caused an event and in which request; recorded beside the event's own fields."""
+    """Who caused an event and in which request; recorded beside the event's own fields.
+
+    ``prev`` links the event into its project's hash chain: the hex SHA-256 of the project's
+    previous stored event ("" on the first). The store sets it when recording (callers make
+    ``Stamp(actor, request_id)``); ``application.mapper.chain_hash`` defines the hash. It takes
+    no part in comparisons: a stamp says who and which request, whichever link it is on."""
 
     actor: Actor
     request_id: str
+    prev: str = field(default="", compare=False)
