@@ -139,8 +139,11 @@ def declare_actors(  # noqa: PLR0915 - each actor sits beside its options
 
     def delivery_exhausted(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
         key = str(message.get("args", [""])[0])
-        context().notifications.mark_dead(
-            key, f"retries exhausted ({retry_info.get('retries')})", datetime.now(tz=UTC)
+        notifications = context().notifications
+        last = notifications.get(key)
+        cause = f"; last error: {last.last_error}" if last and last.last_error else ""
+        notifications.mark_dead(
+            key, f"retries exhausted ({retry_info.get('retries')}){cause}", datetime.now(tz=UTC)
         )
 
     def scan(_: Any = None) -> None:

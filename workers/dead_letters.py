@@ -5,12 +5,13 @@ API for them; ``ecocase dead-letters`` lists them and re-drives them onto their 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.message import generate_unique_id
 
 from workers.actors import DELIVERIES, EVENTS, SCANS
 
@@ -66,24 +67,28 @@ def redrive(
     before: Callable[[dramatiq.Message[Any]], None] | None = None,
 ) -> int:
     """Puts dead messages back on their queue with a fresh retry count; None means all.
-    Returns how many were re-driven."""
+    Returns how many were re-driven.
+
+    ``message_ids`` are dramatiq's ids, as :func:`list_dead` shows them (the ZSET holds the
+    broker's own ``redis_message_id``s). A re-driven message gets a new id: the workers count
+    attempts per message id (``message_attempts``), and the old count would give it up at once."""
     wanted = None if message_ids is None else set(message_ids)
     count = 0
     for queue in queues:
         zset, msgs = _keys(broker, queue)
         client = _client(broker)
         for raw_id in client.zrange(zset, 0, -1):
-            message_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            if wanted is not None and message_id not in wanted:
-                continue
             data = client.hget(msgs, raw_id)
             if data is None:
                 continue
             message = dramatiq.Message.decode(data)
+            if wanted is not None and message.message_id not in wanted:
+                continue
             if before is not None:  # e.g. reopen a dead notification so that it is sent
                 before(message)
             options = {k: v for k, v in message.options.items() if k not in RESET}
-            broker.enqueue(message.copy(options=options))
+            # Not message.copy(options=...): copy merges the old options back in (retries too).
+            broker.enqueue(replace(message, message_id=generate_unique_id(), options=options))
             client.zrem(zset, raw_id)
             client.hdel(msgs, raw_id)
             count += 1

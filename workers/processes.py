@@ -201,12 +201,17 @@ class EmbeddedWorkers:
                 except dramatiq.errors.QueueJoinTimeout:
                     return False
                 self.worker.join()
-                if self.relay.lag() == 0 and not any(
-                    self.broker.queues[q].qsize() for q in self.broker.queues
-                ):
+                if self.relay.lag() == 0 and self._idle() and self._idle():  # twice: see _idle
                     return True
             time.sleep(0.02)
         return False
+
+    def _idle(self) -> bool:
+        """No message queued, delayed or in progress on any queue. A message counts until it
+        is acked, after its retry or follow-up messages are enqueued (``qsize`` would miss one
+        a consumer has taken, e.g. a retry waiting out its backoff); one move from a delay
+        queue back to its queue can fall between two reads, hence the caller's second look."""
+        return not any(q.unfinished_tasks for q in self.broker.queues.values())
 
 
 __all__: list[Any] = ["EmbeddedWorkers", "run_relay", "run_scheduler", "run_worker"]

@@ -3,20 +3,20 @@ task queue, then records how far it got. No dual writes: the API only writes eve
 
 At-least-once: the position is written after the send, so after a crash the relay resends the
 few events after its last recorded position; the consumers deduplicate by notification id.
-PostgreSQL is followed with LISTEN/NOTIFY (``ApplicationSubscription``); SQLite and POPO by
-polling ``select_notifications``.
+PostgreSQL is followed with LISTEN/NOTIFY (the LISTEN in place before each read, so no event
+waits for a later one); SQLite and POPO by polling ``select_notifications``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
+import psycopg
 import structlog
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.projection import ApplicationSubscription
-from eventsourcing.utils import get_topic
+from psycopg.sql import SQL, Identifier
 
 from application.sqldb import Database
 from application.store import CaseStore
@@ -138,23 +138,26 @@ class Relay:
                 log.warning("relay position not recorded", error_type=type(e).__name__)
 
     def _follow_notifications(self, stop: threading.Event) -> None:
-        """PostgreSQL: LISTEN/NOTIFY wakes the subscription; events are sent as they come."""
-        subscription = ApplicationSubscription(self.store, gt=self._sent)
-        threading.Thread(target=_stop_when, args=(stop, subscription), daemon=True).start()
-        with subscription:
-            for event, tracking in subscription:
-                self.publish([EventNotice(
-                    tracking.notification_id, str(event.originator_id),
-                    event.originator_version, get_topic(type(event)),
-                )])  # fmt: skip
-                self._sent_upto(tracking.notification_id)
+        """PostgreSQL: LISTEN, then send what is recorded, then send again on every NOTIFY.
+        Listening before reading means an event recorded meanwhile is either read now or wakes
+        the next wait (eventsourcing's subscription reads before its LISTEN is in place, and an
+        event recorded in between waited for the next one). Notifications that come while
+        sending wait on the connection; the 0.1 s wait only lets ``stop`` be seen."""
+        recorder = self.store.recorder
+        if not isinstance(recorder, PostgresApplicationRecorder):  # pragma: no cover - run()
+            raise TypeError(recorder)
+        with recorder.datastore.get_connection() as conn:
+            conn.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
+            try:
+                self.relay_available()
+                while not stop.is_set():
+                    if any(True for _ in conn.notifies(timeout=0.1, stop_after=1)):
+                        self.relay_available()
+            finally:  # the connection goes back to the store's pool
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("UNLISTEN *")
 
 
 def _publish_nothing(_: Sequence[EventNotice]) -> None:
     msg = "an observer does not relay"
     raise RuntimeError(msg)
-
-
-def _stop_when(stop: threading.Event, subscription: ApplicationSubscription[Any]) -> None:
-    stop.wait()
-    subscription.stop()

@@ -39,6 +39,10 @@ class WorkerContext:
     owned: list[Any] = field(default_factory=list)  # what close() closes
 
     def close(self) -> None:
+        for channel in self.channels.values():
+            close = getattr(channel, "close", None)
+            if close is not None:  # the webhook channel's HTTP client
+                close()
         for resource in reversed(self.owned):
             resource.close()
 
