@@ -25,11 +25,15 @@ from application.project_index import ProjectIndex
 from application.settings import Settings, load_settings
 from application.sqldb import open_database
 from application.store import CaseStore
+from application.supervision import Supervision
 from interfaces.auth import jwt_auth
+from interfaces.dashboard import DASHBOARD_ROUTES, TEMPLATES
 from interfaces.http_audit import AuditController
+from interfaces.http_integrity import project_integrity_check
 from interfaces.http_notifications import list_notifications
 from interfaces.http_projects import ProjectController
 from interfaces.http_service import ROUTES
+from interfaces.http_supervision import SupervisionController
 from interfaces.logs import configure_logging
 from interfaces.middleware import bind_actor_and_project, request_context
 from interfaces.problems import EXCEPTION_HANDLERS
@@ -73,6 +77,8 @@ def create_app(
         index = ProjectIndex(store, settings.store_env())
         db = open_database(settings.store_env())
         index.start()
+        supervision = Supervision(store, settings.store_env())
+        supervision.start()
         workers = None
         if settings.embedded_workers:
             workers = EmbeddedWorkers(settings, os.environ, store=store, db=db, index=index)
@@ -82,6 +88,7 @@ def create_app(
             audit=AuditTrail(db), notifications=Notifications(db), workers=workers,
             relay=workers.relay if workers else Relay.observer(store, db),
             redis=_redis_probe(settings.redis_url),
+            supervision=supervision,
         )  # fmt: skip
         try:
             yield
@@ -90,6 +97,7 @@ def create_app(
                 workers.stop()
             index.stop()
             index.close()
+            supervision.close()
             db.close()
             store.close()
             if app.state.redis is not None:
@@ -101,6 +109,9 @@ def create_app(
             ProjectController,
             AuditController,
             list_notifications,
+            project_integrity_check,
+            SupervisionController,
+            *DASHBOARD_ROUTES,
             create_static_files_router(
                 path=SWAGGER,
                 directories=[Path(swagger_ui.__file__).parent / "static"],
@@ -108,6 +119,7 @@ def create_app(
             ),
         ],
         lifespan=[lifespan],
+        template_config=TEMPLATES,
         on_app_init=[auth.on_app_init],
         dependencies={
             "cases": Provide(_cases, sync_to_thread=False),

@@ -11,7 +11,7 @@ from litestar.security.jwt import JWTAuth, Token
 from domain.actor import Actor, Role
 from domain.windows import Window
 
-PUBLIC_PATHS = ["/health", "/schema", "/static", "/favicon.ico"]
+PUBLIC_PATHS = ["/health", "/schema", "/static", "/favicon.ico", "/dashboard"]
 
 
 def actor_from_token(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> Actor | None:

@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -15,12 +16,16 @@ from dramatiq.brokers.redis import RedisBroker
 from granian import Granian
 from granian.constants import Interfaces, Loops
 
+from application.cases import SHANGHAI
+from application.integrity import daily_digest, digest_json, load_digest, verify_digest
 from application.notifications import Notifications
 from application.settings import Settings, load_settings
 from application.sqldb import open_database
+from application.store import CaseStore
 from domain.actor import Role
 from domain.windows import Window
 from interfaces.auth import issue_token
+from interfaces.logs import configure_logging
 from workers.broker import BrokerSettings, build_broker
 from workers.dead_letters import list_dead, redrive
 from workers.processes import run_relay, run_scheduler, run_worker
@@ -92,17 +97,23 @@ def _needs_redis(command: str) -> Settings:
 
 
 def _worker(_: argparse.Namespace) -> int:
-    run_worker(_needs_redis("worker"), os.environ)
+    settings = _needs_redis("worker")
+    configure_logging(settings.log_format, settings.log_level)
+    run_worker(settings, os.environ)
     return 0
 
 
 def _relay(_: argparse.Namespace) -> int:
-    run_relay(_needs_redis("relay"), os.environ)
+    settings = _needs_redis("relay")
+    configure_logging(settings.log_format, settings.log_level)
+    run_relay(settings, os.environ)
     return 0
 
 
 def _scheduler(_: argparse.Namespace) -> int:
-    run_scheduler(_needs_redis("scheduler"), os.environ)
+    settings = _needs_redis("scheduler")
+    configure_logging(settings.log_format, settings.log_level)
+    run_scheduler(settings, os.environ)
     return 0
 
 
@@ -134,6 +145,35 @@ def _dead_letters(args: argparse.Namespace) -> int:
         db.close()
     print(f"re-driven: {count}")
     return 0
+
+
+def _digest(args: argparse.Namespace) -> int:
+    """Prints (or writes) the chain-head digest of a day, or verifies a lodged one."""
+    store = CaseStore(env=load_settings().store_env())
+    try:
+        if args.verify:
+            digest = load_digest(Path(args.verify).read_bytes())
+            problems = verify_digest(store, digest)
+            for problem in problems:
+                print(problem)
+            if problems:
+                print(f"ecocase: {len(problems)} problem(s) with {args.verify}", file=sys.stderr)
+                return 1
+            print(f"digest of {digest.day}: all {len(digest.heads)} project chains agree")
+            return 0
+        day = args.date or datetime.now(tz=SHANGHAI).date()
+        data = digest_json(daily_digest(store, day))
+        if args.out:
+            Path(args.out).write_bytes(data)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        return 0
+    except OSError as e:
+        print(f"ecocase: {e}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -173,6 +213,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     dead.add_argument("--id", action="append", help="a message id to re-drive (repeatable)")
     dead.add_argument("--all", action="store_true", help="re-drive every dead message")
     dead.set_defaults(run=_dead_letters)
+    digest = commands.add_parser(
+        "digest", help="export every project's hash-chain head (to lodge), or verify a lodged one"
+    )
+    digest.add_argument(
+        "--date", type=date.fromisoformat, help="YYYY-MM-DD, heads as of its end (default today)"
+    )
+    digest.add_argument("--out", help="write the digest JSON to FILE instead of printing it")
+    digest.add_argument("--verify", metavar="FILE", help="check a lodged digest (exit 1: problems)")
+    digest.set_defaults(run=_digest)
 
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,413 @@
+"""Where the supervision view lives: a SQLite file beside the store's, tables in the store's
+PostgreSQL schema, or (with the in-memory POPO store) an in-memory SQLite database.
+
+Three tables, named from a prefix (``supervision`` by default, so that a rebuild can fill fresh
+tables beside the live ones):
+
+- ``{prefix}_projects``: what a letter row needs to know about its project (code, name, window);
+- ``{prefix}_letters``: one row per reminder letter (温馨提醒函), keyed by (project, letter id);
+- ``{prefix}_tracking``: the last applied notification id.
+
+A batch of events is applied in ONE transaction of :class:`~application.sqldb.Database`: it
+locks the position (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), skips events
+at or below it, folds the rest into the rows, writes the rows that changed and advances the
+position only from the value it locked. A batch applied already changes nothing, and two
+followers on one view serialise on the lock, so every event is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import Environment
+
+from application.sqldb import Cursor, Database
+
+DEFAULT_PREFIX = "supervision"
+PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+TRACKING_NAME = "supervision"  # the one row of {prefix}_tracking
+CHUNK = 400  # ids per IN (...) list
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    id: str
+    severity: str  # domain.letters.Severity value
+    found_in: str  # domain.letters.FoundIn value
+    description: str
+    status: str  # domain.letters.IssueStatus value
+
+
+@dataclass(frozen=True)
+class LetterRecord:
+    """One stored row: a reminder letter with its project's identity and its issues."""
+
+    project_id: UUID
+    project_code: str
+    project_name: str
+    window: str
+    letter_id: str
+    letter_no: str
+    issued_on: date
+    deadline: date
+    status: str  # "open" or "closed" (domain.letters.LetterStatus)
+    closed_on: date | None
+    issues: tuple[IssueRecord, ...]
+    version: int  # the project's version when the row last changed
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    id: UUID
+    project_code: str
+    name: str
+    window: str
+    status: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ProjectRectifications:
+    """The fold's state per project: the project and its letters (by letter id)."""
+
+    project: ProjectRecord
+    letters: Mapping[str, LetterRecord] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LetterFacts:
+    """The columns the per-window summary needs."""
+
+    window: str
+    status: str
+    issued_on: date
+    deadline: date
+    closed_on: date | None
+
+
+#: One step of the projection: the project's state after an event (None: no state).
+Fold = Callable[[ProjectRectifications | None, Any], ProjectRectifications | None]
+#: (notification id, decoded domain event), in notification order.
+Batch = Sequence[tuple[int, Any]]
+
+
+class TrackingConflictError(RuntimeError):
+    """The tracking position moved under a transaction: it is rolled back."""
+
+
+def _chunks(ids: Sequence[UUID]) -> Iterable[Sequence[UUID]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _issues_json(issues: tuple[IssueRecord, ...]) -> str:
+    return json.dumps(
+        [[i.id, i.severity, i.found_in, i.description, i.status] for i in issues],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _issues(text: str) -> tuple[IssueRecord, ...]:
+    return tuple(IssueRecord(*item) for item in json.loads(text))
+
+
+LETTER_COLUMNS = (
+    "project_id", "project_code", "project_name", "window", "letter_id", "letter_no",
+    "issued_on", "deadline", "status", "closed_on", "issues", "version",
+)  # fmt: skip
+PROJECT_COLUMNS = ("id", "project_code", "name", "window", "status", "version")
+
+
+def _quoted(columns: Sequence[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    marks = ", ".join(["%s"] * len(columns))
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in key)
+    return (
+        f"INSERT INTO {table} ({_quoted(columns)}) VALUES ({marks}) "  # noqa: S608 - constants
+        f"ON CONFLICT ({_quoted(key)}) DO UPDATE SET {updates}"
+    )
+
+
+class SupervisionStorage:
+    """The view's tables in one :class:`Database` (SQLite or PostgreSQL)."""
+
+    def __init__(self, db: Database, prefix: str = DEFAULT_PREFIX) -> None:
+        if not PREFIX.match(prefix):
+            msg = f"a table prefix is lower-case letters, digits and _, not {prefix!r}"
+            raise ValueError(msg)
+        self.db = db
+        self.prefix = prefix
+        self._postgres = db.dialect == "postgres"
+        self._letters = f"{prefix}_letters"
+        self._projects = f"{prefix}_projects"
+        self._tracking = f"{prefix}_tracking"
+        day = "date" if self._postgres else "TEXT"
+        pid = "uuid" if self._postgres else "TEXT"
+        db.setup(
+            self._letters,
+            (
+                f"""CREATE TABLE IF NOT EXISTS {self._projects} (
+                    id {pid} PRIMARY KEY, project_code TEXT NOT NULL, name TEXT NOT NULL,
+                    "window" TEXT NOT NULL, status TEXT NOT NULL, version INTEGER NOT NULL)""",
+                f"""CREATE TABLE IF NOT EXISTS {self._letters} (
+                    project_id {pid} NOT NULL, project_code TEXT NOT NULL,
+                    project_name TEXT NOT NULL, "window" TEXT NOT NULL, letter_id TEXT NOT NULL,
+                    letter_no TEXT NOT NULL, issued_on {day} NOT NULL, deadline {day} NOT NULL,
+                    status TEXT NOT NULL, closed_on {day}, issues TEXT NOT NULL /* JSON */,
+                    version INTEGER NOT NULL, PRIMARY KEY (project_id, letter_id))""",
+                f"CREATE INDEX IF NOT EXISTS {self._letters}_window ON {self._letters} "
+                '("window", status, deadline)',
+                f"""CREATE TABLE IF NOT EXISTS {self._tracking} (
+                    name TEXT PRIMARY KEY, position BIGINT NOT NULL)""",
+                f"INSERT INTO {self._tracking} (name, position) "  # noqa: S608 - constants
+                f"VALUES ('{TRACKING_NAME}', 0) ON CONFLICT (name) DO NOTHING",
+            ),
+        )
+
+    # --- parameters and rows, per dialect ---------------------------------------------------
+    def _param(self, value: Any) -> Any:
+        if self._postgres:
+            return value
+        if isinstance(value, UUID):
+            return str(value)
+        if isinstance(value, date):
+            return value.isoformat()
+        return value
+
+    def _letter_params(self, r: LetterRecord) -> list[Any]:
+        return [
+            self._param(v)
+            for v in (
+                r.project_id, r.project_code, r.project_name, r.window, r.letter_id,
+                r.letter_no, r.issued_on, r.deadline, r.status, r.closed_on,
+                _issues_json(r.issues), r.version,
+            )
+        ]  # fmt: skip
+
+    @staticmethod
+    def _letter(row: Sequence[Any]) -> LetterRecord:
+        return LetterRecord(
+            UUID(str(row[0])), row[1], row[2], row[3], row[4], row[5], _day(row[6]),
+            _day(row[7]), row[8], None if row[9] is None else _day(row[9]), _issues(row[10]),
+            int(row[11]),
+        )  # fmt: skip
+
+    # --- tracking ------------------------------------------------------------------------
+    def position(self) -> int:
+        (row,) = self.db.query(
+            f"SELECT position FROM {self._tracking} WHERE name = %s",  # noqa: S608
+            (TRACKING_NAME,),
+        )
+        return int(row[0])
+
+    def apply(self, batch: Batch, fold: Fold) -> int:
+        """Applies the batch's events after the recorded position, in one transaction."""
+        lock = " FOR UPDATE" if self._postgres else ""
+        with self.db.transaction() as cur:
+            cur.execute(
+                f"SELECT position FROM {self._tracking} WHERE name = %s{lock}",  # noqa: S608
+                (TRACKING_NAME,),
+            )
+            current = int(cur.fetchone()[0])
+            todo = [(n, e) for n, e in batch if n > current]
+            if not todo:
+                return 0
+            before = self._load(cur, list(dict.fromkeys(e.originator_id for _, e in todo)))
+            after = dict(before)
+            for _, event in todo:
+                pid = event.originator_id
+                state = fold(after.get(pid), event)
+                if state is not None:
+                    after[pid] = state
+            self._write(cur, before, after)
+            position = todo[-1][0]
+            cur.execute(
+                f"UPDATE {self._tracking} SET position = %s "  # noqa: S608
+                "WHERE name = %s AND position = %s",
+                (position, TRACKING_NAME, current),
+            )
+            if cur.rowcount != 1:
+                msg = f"supervision position moved from {current}"
+                raise TrackingConflictError(msg)
+            return len(todo)
+
+    def _load(self, cur: Cursor, ids: list[UUID]) -> dict[UUID, ProjectRectifications]:
+        projects: dict[UUID, ProjectRecord] = {}
+        letters: dict[UUID, dict[str, LetterRecord]] = {}
+        for chunk in _chunks(ids):
+            marks = ", ".join(["%s"] * len(chunk))
+            params = [self._param(i) for i in chunk]
+            cur.execute(
+                f"SELECT {_quoted(PROJECT_COLUMNS)} FROM {self._projects} "  # noqa: S608
+                f"WHERE id IN ({marks})",
+                params,
+            )
+            for r in cur.fetchall():
+                pid = UUID(str(r[0]))
+                projects[pid] = ProjectRecord(pid, r[1], r[2], r[3], r[4], int(r[5]))
+            cur.execute(
+                f"SELECT {_quoted(LETTER_COLUMNS)} FROM {self._letters} "  # noqa: S608
+                f"WHERE project_id IN ({marks})",
+                params,
+            )
+            for r in cur.fetchall():
+                letter = self._letter(r)
+                letters.setdefault(letter.project_id, {})[letter.letter_id] = letter
+        return {
+            pid: ProjectRectifications(project, letters.get(pid, {}))
+            for pid, project in projects.items()
+        }
+
+    def _write(
+        self,
+        cur: Cursor,
+        before: Mapping[UUID, ProjectRectifications],
+        after: Mapping[UUID, ProjectRectifications],
+    ) -> None:
+        """Writes the projects and letters that changed (compared by value)."""
+        upsert_project = _upsert(self._projects, PROJECT_COLUMNS, ("id",))
+        upsert_letter = _upsert(self._letters, LETTER_COLUMNS, ("project_id", "letter_id"))
+        for pid, state in after.items():
+            old = before.get(pid)
+            if old is not None and old.project == state.project and old.letters == state.letters:
+                continue
+            p = state.project
+            cur.execute(
+                upsert_project,
+                [self._param(v) for v in (p.id, p.project_code, p.name, p.window, p.status,
+                                          p.version)],
+            )  # fmt: skip
+            for letter_id, letter in state.letters.items():
+                if old is None or old.letters.get(letter_id) != letter:
+                    cur.execute(upsert_letter, self._letter_params(letter))
+
+    # --- reading -------------------------------------------------------------------------
+    def _where(
+        self, windows: frozenset[str] | None, window: str | None
+    ) -> tuple[list[str], list[Any]]:
+        where, params = ["1 = 1"], list[Any]()
+        if windows is not None:
+            if not windows:
+                where.append("1 = 0")
+            else:
+                where.append(f'"window" IN ({", ".join(["%s"] * len(windows))})')
+                params += sorted(windows)
+        if window is not None:
+            where.append('"window" = %s')
+            params.append(window)
+        return where, params
+
+    def letters(
+        self,
+        *,
+        windows: frozenset[str] | None,
+        window: str | None = None,
+        status: str | None = None,
+        deadline_before: date | None = None,
+        deadline_from: date | None = None,
+    ) -> list[LetterRecord]:
+        """Letter rows, by deadline then project code and letter id. ``windows`` None: all."""
+        where, params = self._where(windows, window)
+        if status is not None:
+            where.append("status = %s")
+            params.append(status)
+        if deadline_before is not None:
+            where.append("deadline < %s")
+            params.append(self._param(deadline_before))
+        if deadline_from is not None:
+            where.append("deadline >= %s")
+            params.append(self._param(deadline_from))
+        rows = self.db.query(
+            f"SELECT {_quoted(LETTER_COLUMNS)} FROM {self._letters} "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY deadline, project_code, letter_id",
+            params,
+        )
+        return [self._letter(r) for r in rows]
+
+    def facts(self, *, windows: frozenset[str] | None, window: str | None) -> list[LetterFacts]:
+        where, params = self._where(windows, window)
+        rows = self.db.query(
+            'SELECT "window", status, issued_on, deadline, closed_on '  # noqa: S608
+            f"FROM {self._letters} WHERE {' AND '.join(where)}",
+            params,
+        )
+        return [
+            LetterFacts(r[0], r[1], _day(r[2]), _day(r[3]), None if r[4] is None else _day(r[4]))
+            for r in rows
+        ]
+
+    def all_letters(self) -> list[LetterRecord]:
+        """Every row, in key order (for checksums and comparisons)."""
+        rows = self.db.query(
+            f"SELECT {_quoted(LETTER_COLUMNS)} FROM {self._letters} "  # noqa: S608
+            "ORDER BY project_id, letter_id"
+        )
+        return sorted((self._letter(r) for r in rows), key=lambda r: (str(r.project_id),
+                                                                       r.letter_id))  # fmt: skip
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_storage(
+    env: Mapping[str, str], app_name: str, prefix: str = DEFAULT_PREFIX
+) -> SupervisionStorage:
+    """The view storage on the store's backend, as its persistence environment says."""
+    if not PREFIX.match(prefix):
+        msg = f"a table prefix is lower-case letters, digits and _, not {prefix!r}"
+        raise ValueError(msg)
+    e = Environment(app_name, dict(env))
+    module = e.get("PERSISTENCE_MODULE") or "eventsourcing.popo"
+    if module == "eventsourcing.popo":
+        return SupervisionStorage(Database("sqlite", path=":memory:"), prefix)
+    if module == "eventsourcing.sqlite":
+        dbname = e.get("SQLITE_DBNAME") or ""
+        timeout = float(e.get("SQLITE_LOCK_TIMEOUT") or 5)
+        if ":memory:" in dbname or "mode=memory" in dbname:
+            return SupervisionStorage(Database("sqlite", path=":memory:"), prefix)
+        path = str(Path(dbname).with_suffix(f".{prefix}.sqlite"))
+        return SupervisionStorage(Database("sqlite", path=path, timeout=timeout), prefix)
+    if module == "eventsourcing.postgres":
+        connect = {
+            "dbname": e.get("POSTGRES_DBNAME") or "",
+            "host": e.get("POSTGRES_HOST") or "127.0.0.1",
+            "port": e.get("POSTGRES_PORT") or "5432",
+            "user": e.get("POSTGRES_USER") or "",
+            "password": e.get("POSTGRES_PASSWORD") or "",
+        }
+        schema = (e.get("POSTGRES_SCHEMA") or "").strip() or "public"
+        timeout = float(e.get("POSTGRES_CONNECT_TIMEOUT") or 30)
+        return SupervisionStorage(
+            Database("postgres", connect=connect, schema=schema, timeout=timeout), prefix
+        )
+    msg = f"the supervision view has no storage for PERSISTENCE_MODULE={module!r}"
+    raise ValueError(msg)
+
+
+__all__ = [
+    "Batch",
+    "Fold",
+    "IssueRecord",
+    "LetterFacts",
+    "LetterRecord",
+    "ProjectRecord",
+    "ProjectRectifications",
+    "SupervisionStorage",
+    "TrackingConflictError",
+    "open_storage",
+]
