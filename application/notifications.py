@@ -23,7 +23,7 @@ import builtins
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 from uuid import UUID
@@ -47,6 +47,18 @@ class DeliveryState(StrEnum):
 
 #: States in which a notification still needs a delivery attempt.
 UNFINISHED: Final = (DeliveryState.PENDING, DeliveryState.FAILED)
+
+#: How long one delivery attempt holds a notification: longer than a channel's timeout (SMTP
+#: 10 s, webhook 5 s). A message redelivered after its worker died waits out the rest of it.
+LEASE: Final = timedelta(seconds=15)
+
+
+class DeliveryInFlight(Exception):  # noqa: N818 - it says what is going on
+    """Another attempt is delivering this notification right now: try again after ``wait``."""
+
+    def __init__(self, key: str, wait: timedelta) -> None:
+        super().__init__(f"notification {key} is being delivered; try again in {wait}")
+        self.wait = wait
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,8 @@ def _schema(dialect: str) -> list[str]:
             last_error TEXT,
             created_at {time_type} NOT NULL,
             sent_at {time_type},
-            updated_at {time_type} NOT NULL
+            updated_at {time_type} NOT NULL,
+            lease_until {time_type}
         )""",
         "CREATE INDEX IF NOT EXISTS notifications_project_idx ON notifications (project_id)",
         "CREATE INDEX IF NOT EXISTS notifications_recipient_idx ON notifications (recipient)",
@@ -246,16 +259,32 @@ class Notifications:
         return [r[0] for r in rows]
 
     # --- delivery ----------------------------------------------------------------------------
-    def start_attempt(self, key: str) -> Notification | None:
-        """Counts a delivery attempt and returns the notification to send; None when there is
-        nothing to send (unknown, sent or dead): the caller then does nothing."""
+    def start_attempt(
+        self, key: str, *, now: datetime | None = None, lease: timedelta = LEASE
+    ) -> Notification | None:
+        """Counts a delivery attempt and returns the notification to send, leased to this
+        attempt for ``lease``; None when there is nothing to send (unknown, sent or dead).
+        Raises :class:`DeliveryInFlight` while another attempt holds the lease, so that two
+        messages for one notification do not send it twice at once."""
+        moment = now or datetime.now(tz=UTC)
         with self.db.transaction() as cursor:
             cursor.execute(
-                "UPDATE notifications SET attempts = attempts + 1 "
-                "WHERE key = %s AND channel <> %s AND state IN (%s, %s)",
-                (key, str(Channel.INBOX), *map(str, UNFINISHED)),
-            )
+                "UPDATE notifications SET attempts = attempts + 1, lease_until = %s "
+                "WHERE key = %s AND channel <> %s AND state IN (%s, %s) "
+                "AND (lease_until IS NULL OR lease_until < %s)",
+                (self._time(moment + lease), key, str(Channel.INBOX), *map(str, UNFINISHED),
+                 self._time(moment)),
+            )  # fmt: skip
             if cursor.rowcount != 1:
+                cursor.execute(
+                    "SELECT state, lease_until FROM notifications WHERE key = %s", (key,)
+                )
+                row = cursor.fetchone()
+                if row is not None and row[0] in UNFINISHED and row[1] is not None:
+                    until = (
+                        row[1] if isinstance(row[1], datetime) else datetime.fromisoformat(row[1])
+                    )
+                    raise DeliveryInFlight(key, max(until - moment, timedelta(0)))
                 return None
             cursor.execute(
                 f"SELECT {_COLUMNS} FROM notifications WHERE key = %s",  # noqa: S608
@@ -311,7 +340,7 @@ class Notifications:
     ) -> bool:
         """One conditional UPDATE in its own transaction; whether the row changed."""
         changed = self.db.run(
-            f"UPDATE notifications SET {assignments} "  # noqa: S608 - fixed text
+            f"UPDATE notifications SET {assignments}, lease_until = NULL "  # noqa: S608 - fixed text
             f"WHERE key = %s AND channel <> %s AND state IN ({_marks(len(from_states))})",
             (*values, key, str(Channel.INBOX), *map(str, from_states)),
         )

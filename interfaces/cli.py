@@ -19,6 +19,7 @@ from granian.constants import Interfaces, Loops
 from application.cases import SHANGHAI
 from application.integrity import daily_digest, digest_json, load_digest, verify_digest
 from application.notifications import Notifications
+from application.rebuild import ProgressBar, format_report, rebuild
 from application.settings import Settings, load_settings
 from application.sqldb import open_database
 from application.store import CaseStore
@@ -176,6 +177,20 @@ def _digest(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    """Replays the store into fresh read models and compares them with the live ones."""
+    env = load_settings().store_env()
+    store = CaseStore(env=env)
+    bar = ProgressBar(sys.stderr)
+    try:
+        report = rebuild(env, store, progress=bar, keep=args.keep)
+    finally:
+        bar.close()
+        store.close()
+    print(format_report(report))
+    return 0 if report.equal else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ecocase", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     digest.add_argument("--out", help="write the digest JSON to FILE instead of printing it")
     digest.add_argument("--verify", metavar="FILE", help="check a lodged digest (exit 1: problems)")
     digest.set_defaults(run=_digest)
+    rebuilt = commands.add_parser(
+        "rebuild", help="replay the store into fresh read models, compare with the live ones"
+    )
+    rebuilt.add_argument("--keep", action="store_true", help="keep the fresh tables afterwards")
+    rebuilt.set_defaults(run=_rebuild)
 
     args = parser.parse_args(argv)
     try:

@@ -20,6 +20,7 @@ from dramatiq.middleware import CurrentMessage
 
 from application.audit import audit_record
 from application.notification_rules import notifications_for
+from application.notifications import DeliveryInFlight
 from application.warning_scan import scan_warnings
 from domain.errors import DomainError
 from workers.channels import DeliveryError, PermanentDeliveryError
@@ -119,7 +120,15 @@ def declare_actors(  # noqa: PLR0915 - each actor sits beside its options
             ctx.notifications.mark_dead(key, "given up after repeated attempts",
                                         datetime.now(tz=UTC))  # fmt: skip
             return
-        notification = ctx.notifications.start_attempt(key)
+        try:
+            notification = ctx.notifications.start_attempt(key)
+        except DeliveryInFlight as busy:
+            # another attempt (perhaps of a worker that died) holds the lease: come back when
+            # it runs out, as a new message, so the wait does not use up this one's retries
+            actors.deliver.send_with_options(
+                args=(key,), delay=int(busy.wait.total_seconds() * 1000) + 100
+            )
+            return
         if notification is None:  # already sent or dead: a redelivery does nothing
             return
         channel = ctx.channels.get(notification.channel)

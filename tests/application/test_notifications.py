@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from application.notification_rules import Channel, NotificationSpec
-from application.notifications import DeliveryState, Notification, Notifications
+from application.notifications import (
+    LEASE,
+    DeliveryInFlight,
+    DeliveryState,
+    Notification,
+    Notifications,
+)
 from application.sqldb import Database
 from domain.errors import InvalidInput
 from tests import pg
@@ -364,3 +370,25 @@ def test_the_table_is_set_up_once_by_many(db: Database) -> None:
     add(first)
     second = Notifications(db)  # a second process starting: the rows stay
     assert second.get(f"7:{UNIT}:email") is not None
+
+
+def test_a_second_attempt_while_the_first_holds_the_lease_is_told_to_wait(
+    store: Notifications,
+) -> None:
+    key = add(store)[1]
+    assert store.start_attempt(key, now=START) is not None
+    with pytest.raises(DeliveryInFlight):
+        store.start_attempt(key, now=START + timedelta(seconds=5))
+    # the first attempt's worker died: once its lease runs out, another attempt may send
+    retried = store.start_attempt(key, now=START + LEASE + timedelta(seconds=1))
+    assert retried is not None
+    assert retried.attempts == 2
+
+
+def test_a_finished_attempt_gives_the_lease_back_at_once(store: Notifications) -> None:
+    key = add(store)[1]
+    assert store.start_attempt(key, now=START) is not None
+    store.mark_failed(key, "HTTP 500", START + timedelta(seconds=1))
+    assert store.start_attempt(key, now=START + timedelta(seconds=2)) is not None
+    store.mark_sent(key, START + timedelta(seconds=3))
+    assert store.start_attempt(key, now=START + timedelta(seconds=4)) is None  # sent: nothing
