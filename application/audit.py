@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -44,6 +44,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 EXPORT_BATCH = 500  # rows per transaction while iterating an export
 CLIP = 200  # longest free text quoted in a summary, in characters
+INSERT_CHUNK = 500  # rows per multi-row INSERT of record_events (13 parameters each)
 
 Page = tuple[list["AuditRecord"], str | None]
 
@@ -501,6 +502,59 @@ class AuditTrail:
         return self.record(
             cursor, audit_record(notification_id, event, project_code=code, window=window)
         )
+
+    def record_events(
+        self,
+        cursor: Cursor,
+        events: Sequence[tuple[int, Any]],
+        *,
+        facts: MutableMapping[UUID, tuple[str, str]] | None = None,
+    ) -> int:
+        """:meth:`record_event` for a batch of (notification id, decoded event), in the caller's
+        transaction, written with multi-row INSERTs: how a rebuild fills a fresh trail. The
+        project's code and window are found as :meth:`record_event` finds them; ``facts``
+        (project id -> code, window) keeps what earlier batches learnt and is filled as
+        registrations pass. Returns how many records were new."""
+        known: MutableMapping[UUID, tuple[str, str]] = {} if facts is None else facts
+        records: list[AuditRecord] = []
+        for notification_id, event in events:
+            pid = event.originator_id
+            if hasattr(event, "project_code") and hasattr(event, "window"):
+                known[pid] = (str(event.project_code), str(event.window))
+            elif pid not in known:
+                found = self.known_project(cursor, pid)
+                if found is None:
+                    msg = (
+                        f"notification {notification_id}: project {pid} has no registration "
+                        "in the audit trail"
+                    )
+                    raise LookupError(msg)
+                known[pid] = found
+            code, window = known[pid]
+            records.append(audit_record(notification_id, event, project_code=code, window=window))
+        inserted = 0
+        for start in range(0, len(records), INSERT_CHUNK):
+            chunk = records[start : start + INSERT_CHUNK]
+            row = f"({', '.join(['%s'] * len(COLUMNS))})"
+            cursor.execute(
+                f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed names only
+                f"VALUES {', '.join([row] * len(chunk))} ON CONFLICT (notification_id) DO NOTHING",
+                [value for r in chunk for value in self._values(r)],
+            )
+            inserted += cursor.rowcount
+        return inserted
+
+    def _values(self, r: AuditRecord) -> tuple[Any, ...]:
+        return (
+            r.notification_id, self._to_db(r.recorded_at), str(r.project_id), r.project_code,
+            r.window, r.version, r.kind, r.actor_sub, r.actor_name, r.actor_role, r.actor_unit,
+            r.request_id, r.summary,
+        )  # fmt: skip
+
+    def last_notification_id(self) -> int:
+        """The highest notification id recorded (0 when none): how far the trail has got."""
+        rows = self.db.query(f"SELECT MAX(notification_id) FROM {TABLE}")  # noqa: S608
+        return int(rows[0][0] or 0)
 
     # --- reading -------------------------------------------------------------------------------
     def query(

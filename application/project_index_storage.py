@@ -72,6 +72,7 @@ class IndexStorage(Protocol):
     def position(self) -> int: ...
     def apply(self, batch: Batch, fold: Fold) -> int: ...
     def select(self, query: ListQuery) -> list[ProjectSummary]: ...
+    def snapshot(self) -> tuple[int, list[ProjectSummary]]: ...
     def close(self) -> None: ...
 
 
@@ -156,6 +157,11 @@ class MemoryStorage:
 
     def _load(self, ids: set[UUID]) -> dict[UUID, ProjectSummary]:
         return {i: self._rows[i] for i in ids if i in self._rows}
+
+    def snapshot(self) -> tuple[int, list[ProjectSummary]]:
+        """The position and every row by id, read together (for a rebuild's comparison)."""
+        with self._lock:
+            return self._position, sorted(self._rows.values(), key=lambda r: r.id)
 
     def select(self, query: ListQuery) -> list[ProjectSummary]:
         with self._lock:
@@ -292,6 +298,20 @@ class SQLiteStorage:
         with self._lock:
             rows = self._db.execute(statement, [*params, query.limit]).fetchall()
         return [self._summary(r) for r in rows]
+
+    def snapshot(self) -> tuple[int, list[ProjectSummary]]:
+        """The position and every row by id, read in one (read) transaction: a consistent
+        pair even while another process applies events."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                (position,) = self._db.execute(
+                    "SELECT position FROM project_index_tracking WHERE name = ?", (TRACKING_NAME,)
+                ).fetchone()
+                found = self._db.execute(f"SELECT {_QUOTED} FROM project_index").fetchall()  # noqa: S608
+            finally:
+                self._db.execute("COMMIT")
+        return int(position), sorted(map(self._summary, found), key=lambda r: r.id)
 
     @staticmethod
     def _row(s: ProjectSummary) -> tuple[object, ...]:
@@ -433,6 +453,19 @@ class PostgresStorage:
         with self._pool.connection() as conn:
             rows = conn.execute(statement, [*params, query.limit]).fetchall()
         return [self._summary(r) for r in rows]
+
+    def snapshot(self) -> tuple[int, list[ProjectSummary]]:
+        """The position and every row by id, read in one REPEATABLE READ transaction: a
+        consistent pair even while a follower applies events."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            row = conn.execute(
+                self._sql("SELECT position FROM {s}.project_index_tracking WHERE name = %s"),
+                (TRACKING_NAME,),
+            ).fetchone()
+            found = conn.execute(self._sql("SELECT {columns} FROM {s}.project_index")).fetchall()
+        assert row is not None  # noqa: S101 - created with the table
+        return int(row[0]), sorted(map(self._summary, found), key=lambda r: r.id)
 
     @staticmethod
     def _row(s: ProjectSummary) -> tuple[object, ...]:

@@ -360,6 +360,29 @@ class SupervisionStorage:
         return sorted((self._letter(r) for r in rows), key=lambda r: (str(r.project_id),
                                                                        r.letter_id))  # fmt: skip
 
+    def snapshot(self) -> tuple[int, list[ProjectRecord], list[LetterRecord]]:
+        """The position, every project row (by id) and every letter row (by project id and
+        letter id), read in one transaction (REPEATABLE READ on PostgreSQL): a consistent
+        picture even while a follower applies events, for a rebuild's comparison."""
+        with self.db.transaction() as cur:
+            if self._postgres:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cur.execute(
+                f"SELECT position FROM {self._tracking} WHERE name = %s",  # noqa: S608
+                (TRACKING_NAME,),
+            )
+            position = int(cur.fetchone()[0])
+            cur.execute(f"SELECT {_quoted(PROJECT_COLUMNS)} FROM {self._projects}")  # noqa: S608
+            projects = [
+                ProjectRecord(UUID(str(r[0])), r[1], r[2], r[3], r[4], int(r[5]))
+                for r in cur.fetchall()
+            ]
+            cur.execute(f"SELECT {_quoted(LETTER_COLUMNS)} FROM {self._letters}")  # noqa: S608
+            letters = [self._letter(r) for r in cur.fetchall()]
+        projects.sort(key=lambda p: p.id)
+        letters.sort(key=lambda r: (r.project_id, r.letter_id))
+        return position, projects, letters
+
     def close(self) -> None:
         self.db.close()
 
