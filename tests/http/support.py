@@ -294,6 +294,10 @@ def every_write(p: Populated) -> list[tuple[str, dict[str, Any]]]:
         (f"{base}/progress-checks/{p.check_id}/outcome", {"summary": "按期推进"}),
         (f"{base}/officers", {"officer": "officer-new", "name": "新人", "role": "joint"}),
         (f"{base}/officers/{p.officer}/release", {"reason": "岗位调整"}),
+        (
+            f"{base}/officers/{p.officer}/hand-over",
+            {"to_officer": "officer-next", "name": "接任", "reason": "调岗"},
+        ),
         (f"{base}/helpers", {"helper": "helper-02", "name": "郑华", "reason": "legacy_issues"}),
         (
             f"{base}/helper-visits",
