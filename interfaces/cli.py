@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--server",
         choices=SERVERS,
-        default=os.environ.get("ECOCASE_SERVER", "uvicorn"),
+        default=os.environ.get("ECOCASE_SERVER", "granian"),
         help="ASGI server (see bench/ for the measured choice)",
     )
     serve.set_defaults(run=_serve)
