@@ -415,6 +415,13 @@ _INSERT = (
     f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (notification_id) DO NOTHING"
 )
 
+_ARRAY_TYPES = ("bigint", "timestamptz", *["text"] * 3, "integer", *["text"] * 7)
+_INSERT_ARRAYS = (  # PostgreSQL: the rows of record_events as one array per column
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) SELECT * FROM unnest("  # noqa: S608 - fixed
+    + ", ".join(f"%b::{t}[]" for t in _ARRAY_TYPES)  # binary: no text escaping
+    + ") ON CONFLICT (notification_id) DO NOTHING"
+)
+
 
 def _schema(dialect: str) -> list[str]:
     timestamp = "TIMESTAMPTZ" if dialect == "postgres" else "TEXT"
@@ -532,14 +539,20 @@ class AuditTrail:
                 known[pid] = found
             code, window = known[pid]
             records.append(audit_record(notification_id, event, project_code=code, window=window))
-        inserted = 0
-        for start in range(0, len(records), INSERT_CHUNK):
-            chunk = records[start : start + INSERT_CHUNK]
-            row = f"({', '.join(['%s'] * len(COLUMNS))})"
+        if not records:
+            return 0
+        rows = [self._values(r) for r in records]
+        if self.db.dialect == "postgres":  # one short statement, a column array per parameter
+            cursor.execute(_INSERT_ARRAYS, [list(column) for column in zip(*rows, strict=True)])
+            return cursor.rowcount
+        inserted, marks = 0, f"({', '.join(['%s'] * len(COLUMNS))})"
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = rows[start : start + INSERT_CHUNK]
+            values = ", ".join([marks] * len(chunk))
             cursor.execute(
                 f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed names only
-                f"VALUES {', '.join([row] * len(chunk))} ON CONFLICT (notification_id) DO NOTHING",
-                [value for r in chunk for value in self._values(r)],
+                f"VALUES {values} ON CONFLICT (notification_id) DO NOTHING",
+                [value for row in chunk for value in row],
             )
             inserted += cursor.rowcount
         return inserted

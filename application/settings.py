@@ -35,6 +35,8 @@ class Settings:
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
 
+TRUE = frozenset({"y", "yes", "t", "true", "on", "1"})
+
 POSTGRES_KEYS = (
     "DBNAME",
     "HOST",
@@ -69,7 +71,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         postgres.setdefault("POSTGRES_PORT", "5432")
         postgres.setdefault("POSTGRES_USER", "postgres")
         postgres.setdefault("POSTGRES_PASSWORD", "")
-        postgres.setdefault("POSTGRES_ENABLE_DB_FUNCTIONS", "y")
+        if postgres.get("POSTGRES_ENABLE_DB_FUNCTIONS", "n").strip().lower() in TRUE:
+            # eventsourcing 9.5.6's insert function skips the table lock of its plain insert
+            # path, so saves can commit out of notification-id order, and a follower of the
+            # log (the relay, the read models) can pass an id that commits later: an event
+            # would never be relayed. Refused until the followers read up to a fenced head.
+            msg = (
+                "POSTGRES_ENABLE_DB_FUNCTIONS=y lets events commit out of order, which the "
+                "relay and read models would skip; leave it unset"
+            )
+            raise ValueError(msg)
+        postgres["POSTGRES_ENABLE_DB_FUNCTIONS"] = "n"
     return Settings(
         store=store,
         data_dir=data_dir,

@@ -48,7 +48,7 @@ def server_env(target: PgTarget, schema: str, secret: str) -> dict[str, str]:
         POSTGRES_USER=target.user,
         POSTGRES_PASSWORD=target.password,
         POSTGRES_SCHEMA=schema,
-        POSTGRES_ENABLE_DB_FUNCTIONS="y",
+        POSTGRES_ENABLE_DB_FUNCTIONS="n",
         ECOCASE_SECRET=secret,
         ECOCASE_LOG_LEVEL="WARNING",
         ECOCASE_REDIS_URL="",

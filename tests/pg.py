@@ -56,7 +56,7 @@ def postgres_env(schema: str, **overrides: str) -> dict[str, str]:
         "POSTGRES_USER": USER,
         "POSTGRES_PASSWORD": PASSWORD,
         "POSTGRES_SCHEMA": schema,
-        "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # as the service runs (application/settings.py)
         **overrides,
     }
 

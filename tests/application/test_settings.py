@@ -37,7 +37,7 @@ def test_postgres_dbname_selects_postgres_with_local_defaults() -> None:
         "POSTGRES_PORT": "5432",
         "POSTGRES_USER": "postgres",
         "POSTGRES_PASSWORD": "",
-        "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
     }
 
 
@@ -197,8 +197,17 @@ def test_postgres_store_from_settings_records_and_reads(officer: Actor) -> None:
                 "ECOCASE_SECRET": "s3cret",
             }
         )
-        assert settings.store_env()["POSTGRES_ENABLE_DB_FUNCTIONS"] == "y"
+        assert settings.store_env()["POSTGRES_ENABLE_DB_FUNCTIONS"] == "n"
         with CaseStore(env=settings.store_env()) as store:
             project = register_major_project(Cases(store), Acting(officer, "req-1"))
         with CaseStore(env=settings.store_env()) as reopened:
             assert Cases(reopened).get(officer, project.id) == project
+
+
+@pytest.mark.parametrize("value", ["y", "yes", "true", "1"])
+def test_postgres_db_functions_are_refused_because_they_commit_out_of_order(value: str) -> None:
+    with pytest.raises(ValueError, match="out of order"):
+        load_settings({
+            "POSTGRES_DBNAME": "ecocase", "POSTGRES_ENABLE_DB_FUNCTIONS": value,
+            "ECOCASE_SECRET": "s" * 32,
+        })  # fmt: skip
