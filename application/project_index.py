@@ -18,15 +18,19 @@ import base64
 import binascii
 import json
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from application.project_index_storage import ListQuery, ProjectSummary, open_storage
+from application.follower import LogFollower
+from application.project_index_storage import (
+    IndexStorage,
+    ListQuery,
+    ProjectSummary,
+    open_storage,
+)
 from application.store import CaseStore
 from domain.errors import InvalidInput
 from domain.project import KeyProject, ProjectStatus
@@ -38,7 +42,6 @@ __all__ = ["MAX_LIMIT", "ProjectIndex", "ProjectSummary", "summarise"]
 logger = logging.getLogger("ecocase.projection")
 
 MAX_LIMIT = 200
-RETRY_PAUSE = 1.0  # seconds the follower waits after a failure before it tries again
 STATUSES = frozenset({ProjectStatus.OPEN, ProjectStatus.CLOSED})
 
 Page = tuple[list[ProjectSummary], str | None]
@@ -107,90 +110,13 @@ def _choice(field: str, value: str | None, allowed: frozenset[str]) -> None:
         raise InvalidInput(field, f"must be one of {', '.join(sorted(allowed))}")
 
 
-class ProjectIndex:
+class ProjectIndex(LogFollower[IndexStorage]):
     """The project list of one case store, on the store's backend (``env`` is the store's)."""
 
+    name = "project index"
+
     def __init__(self, store: CaseStore, env: Mapping[str, str]) -> None:
-        self._store = store
-        self._storage = open_storage(env, store.name)
-        self._processing = threading.Lock()  # one applier per index; others serialise in storage
-        self._applied = threading.Condition()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # --- following the store ---------------------------------------------------------------
-    def _process_batch(self, limit: int) -> int:
-        """Applies up to ``limit`` notifications after the recorded position, in one transaction."""
-        with self._processing:
-            notifications = self._store.recorder.select_notifications(
-                start=self._storage.position(), limit=limit, inclusive_of_start=False
-            )
-            if not notifications:
-                return 0
-            batch = [(n.id, self._store.mapper.to_domain_event(n)) for n in notifications]
-            applied = self._storage.apply(batch, summarise)
-        with self._applied:
-            self._applied.notify_all()
-        return applied
-
-    def process_available(self, limit: int = 1000) -> int:
-        """Applies everything recorded so far, in batches of ``limit``; returns how many."""
-        target = self._store.recorder.max_notification_id() or 0
-        total = 0
-        while self.position() < target:
-            total += self._process_batch(limit)
-        return total
-
-    def start(self, poll_interval: float = 0.05) -> None:
-        """Follows the store in a daemon thread until :meth:`stop`."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(
-            target=self._follow, args=(poll_interval,), name="project-index", daemon=True
-        )
-        self._thread.start()
-
-    def _follow(self, poll_interval: float) -> None:
-        while not self._stopping.is_set():
-            try:
-                applied = self._process_batch(1000)
-            except Exception:
-                logger.exception(
-                    "project index: applying events failed; retrying in %.1fs", RETRY_PAUSE
-                )
-                self._stopping.wait(RETRY_PAUSE)
-                continue
-            if not applied:
-                self._stopping.wait(poll_interval)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            if self._thread.is_alive():  # pragma: no cover - a database call that hangs
-                logger.warning("project index: the follower did not stop within 30s")
-            self._thread = None
-
-    def catch_up(self, timeout: float = 2.0) -> bool:
-        """Waits until the index has applied the store's current last notification. With no
-        follower running, it applies them itself."""
-        deadline = time.monotonic() + timeout
-        target = self._store.recorder.max_notification_id() or 0
-        while self.position() < target:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            if self._thread is None:
-                self._process_batch(1000)
-                continue
-            with self._applied:
-                self._applied.wait(min(remaining, 0.05))
-        return True
-
-    def position(self) -> int:
-        """The last applied notification id (0 if none)."""
-        return self._storage.position()
+        super().__init__(store, open_storage(env, store.name), summarise)
 
     # --- reading -------------------------------------------------------------------------
     def list(

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-from application import project_index
+from application import follower, project_index
 from application.cases import Acting, Cases
 from application.project_index import ProjectIndex, ProjectSummary, encode_cursor
 from application.project_index_storage import Batch, Fold
@@ -403,7 +403,7 @@ def test_the_follower_logs_failures_and_retries(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(project_index, "RETRY_PAUSE", 0.01)
+    monkeypatch.setattr(follower, "RETRY_PAUSE", 0.01)
     storage = index._storage  # its storage: fail for a while
     real_apply = storage.apply
     failing = threading.Event()

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pytest
 
-from application import supervision as supervision_module
+from application import follower
 from application.cases import Acting, Cases
 from application.store import CaseStore
 from application.supervision import (
@@ -528,7 +528,7 @@ def test_the_follower_logs_failures_and_retries(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(supervision_module, "RETRY_PAUSE", 0.01)
+    monkeypatch.setattr(follower, "RETRY_PAUSE", 0.01)
     storage = view._storage  # its storage: fail for a while
     real_apply = storage.apply
     failing = threading.Event()
