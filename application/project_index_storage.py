@@ -26,6 +26,8 @@ from eventsourcing.utils import Environment
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from application.sqldb import TrackingConflictError, postgres_target
+
 TRACKING_NAME = "project_index"  # the one row of project_index_tracking
 
 
@@ -98,10 +100,6 @@ def changes(current: int, batch: Batch, load: Load, fold: Fold) -> Changes | Non
     return Changes(len(todo), todo[-1][0], list(after.values()))
 
 
-class TrackingConflictError(RuntimeError):
-    """The tracking position moved under a transaction: it is rolled back."""
-
-
 def open_storage(env: Mapping[str, str], app_name: str) -> IndexStorage:
     """The view storage on the store's backend, as its persistence environment says."""
     e = Environment(app_name, dict(env))
@@ -114,15 +112,7 @@ def open_storage(env: Mapping[str, str], app_name: str) -> IndexStorage:
         path = ":memory:" if memory else str(Path(dbname).with_suffix(".project_index.sqlite"))
         return SQLiteStorage(path, timeout=float(e.get("SQLITE_LOCK_TIMEOUT") or 5))
     if module == "eventsourcing.postgres":
-        connect = {
-            "dbname": e.get("POSTGRES_DBNAME") or "",
-            "host": e.get("POSTGRES_HOST") or "127.0.0.1",
-            "port": e.get("POSTGRES_PORT") or "5432",
-            "user": e.get("POSTGRES_USER") or "",
-            "password": e.get("POSTGRES_PASSWORD") or "",
-        }
-        timeout = float(e.get("POSTGRES_CONNECT_TIMEOUT") or 30)
-        schema = (e.get("POSTGRES_SCHEMA") or "").strip() or "public"
+        connect, schema, timeout = postgres_target(e, default_timeout=30)
         return PostgresStorage(connect, schema, timeout)
     msg = f"the project index has no storage for PERSISTENCE_MODULE={module!r}"
     raise ValueError(msg)

@@ -58,7 +58,7 @@ from psycopg import sql
 from application import project_index_storage, supervision_storage
 from application.audit import MAX_LIMIT, AuditTrail
 from application.project_index import summarise
-from application.sqldb import open_database
+from application.sqldb import open_database, postgres_target
 from application.store import CaseStore
 from application.supervision import fold
 
@@ -492,15 +492,8 @@ def _with(env: Mapping[str, str], app_name: str, key: str, value: str) -> dict[s
 
 
 def _pg_connect(e: Environment) -> dict[str, Any]:
-    return {
-        "dbname": e.get("POSTGRES_DBNAME") or "",
-        "host": e.get("POSTGRES_HOST") or "127.0.0.1",
-        "port": e.get("POSTGRES_PORT") or "5432",
-        "user": e.get("POSTGRES_USER") or "",
-        "password": e.get("POSTGRES_PASSWORD") or "",
-        "connect_timeout": max(int(float(e.get("POSTGRES_CONNECT_TIMEOUT") or 30)), 1),
-        "autocommit": True,
-    }
+    connect, _, timeout = postgres_target(e, default_timeout=30)
+    return {**connect, "connect_timeout": max(int(timeout), 1), "autocommit": True}
 
 
 def _fresh_place(env: Mapping[str, str], app_name: str) -> _Place:

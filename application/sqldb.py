@@ -21,6 +21,10 @@ Dialect = Literal["sqlite", "postgres"]
 _PLACEHOLDER = re.compile(r"%s")
 
 
+class TrackingConflictError(RuntimeError):
+    """A tracked read model's position moved under a transaction: it is rolled back."""
+
+
 class Cursor(Protocol):
     """What a transaction gives: run statements, read rows."""
 
@@ -125,22 +129,28 @@ class Database:
             self._pool.close()
 
 
+def postgres_target(e: Environment, default_timeout: float) -> tuple[dict[str, str], str, float]:
+    """The store's PostgreSQL connection settings, as eventsourcing reads them from ``e``:
+    psycopg connect arguments, the schema and the connect timeout."""
+    connect = {
+        "dbname": e.get("POSTGRES_DBNAME") or "",
+        "host": e.get("POSTGRES_HOST") or "127.0.0.1",
+        "port": e.get("POSTGRES_PORT") or "5432",
+        "user": e.get("POSTGRES_USER") or "",
+        "password": e.get("POSTGRES_PASSWORD") or "",
+    }
+    schema = (e.get("POSTGRES_SCHEMA") or "").strip() or "public"
+    return connect, schema, float(e.get("POSTGRES_CONNECT_TIMEOUT") or default_timeout)
+
+
 def open_database(env: Mapping[str, str], app_name: str = "ecocase") -> Database:
     """The workers' database on the store's backend (its persistence environment says which).
     With the in-memory (POPO) store, an in-memory SQLite database."""
     e = Environment(app_name, dict(env))
     module = e.get("PERSISTENCE_MODULE") or "eventsourcing.popo"
     if module == "eventsourcing.postgres":
-        connect = {
-            "dbname": e.get("POSTGRES_DBNAME") or "",
-            "host": e.get("POSTGRES_HOST") or "127.0.0.1",
-            "port": e.get("POSTGRES_PORT") or "5432",
-            "user": e.get("POSTGRES_USER") or "",
-            "password": e.get("POSTGRES_PASSWORD") or "",
-        }
-        schema = (e.get("POSTGRES_SCHEMA") or "").strip() or "public"
-        return Database("postgres", connect=connect, schema=schema,
-                        timeout=float(e.get("POSTGRES_CONNECT_TIMEOUT") or 10))  # fmt: skip
+        connect, schema, timeout = postgres_target(e, default_timeout=10)
+        return Database("postgres", connect=connect, schema=schema, timeout=timeout)
     if module == "eventsourcing.sqlite":
         dbname = e.get("SQLITE_DBNAME") or ""
         if ":memory:" in dbname or "mode=memory" in dbname:

@@ -28,7 +28,7 @@ from uuid import UUID
 
 from eventsourcing.utils import Environment
 
-from application.sqldb import Cursor, Database
+from application.sqldb import Cursor, Database, TrackingConflictError, postgres_target
 
 DEFAULT_PREFIX = "supervision"
 PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -96,10 +96,6 @@ class LetterFacts:
 Fold = Callable[[ProjectRectifications | None, Any], ProjectRectifications | None]
 #: (notification id, decoded domain event), in notification order.
 Batch = Sequence[tuple[int, Any]]
-
-
-class TrackingConflictError(RuntimeError):
-    """The tracking position moved under a transaction: it is rolled back."""
 
 
 def _chunks(ids: Sequence[UUID]) -> Iterable[Sequence[UUID]]:
@@ -406,15 +402,7 @@ def open_storage(
         path = str(Path(dbname).with_suffix(f".{prefix}.sqlite"))
         return SupervisionStorage(Database("sqlite", path=path, timeout=timeout), prefix)
     if module == "eventsourcing.postgres":
-        connect = {
-            "dbname": e.get("POSTGRES_DBNAME") or "",
-            "host": e.get("POSTGRES_HOST") or "127.0.0.1",
-            "port": e.get("POSTGRES_PORT") or "5432",
-            "user": e.get("POSTGRES_USER") or "",
-            "password": e.get("POSTGRES_PASSWORD") or "",
-        }
-        schema = (e.get("POSTGRES_SCHEMA") or "").strip() or "public"
-        timeout = float(e.get("POSTGRES_CONNECT_TIMEOUT") or 30)
+        connect, schema, timeout = postgres_target(e, default_timeout=30)
         return SupervisionStorage(
             Database("postgres", connect=connect, schema=schema, timeout=timeout), prefix
         )

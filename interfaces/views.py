@@ -10,7 +10,7 @@ import msgspec
 from application.cases import SHANGHAI, HistoryEntry
 from application.project_index import ProjectSummary
 from domain.intervention import CheckStatus
-from domain.letters import IssueStatus, LetterStatus
+from domain.letters import LetterStatus
 from domain.materials import MaterialStatus
 from domain.project import KeyProject
 from domain.windows import WINDOWS, Window, WindowInfo
@@ -378,6 +378,3 @@ def history_view(project: KeyProject, entries: list[HistoryEntry]) -> History:
             for e in entries
         ],
     )
-
-
-__all__ = ["IssueStatus", "ProjectView", "WindowView", "project_view", "window_view"]
