@@ -20,11 +20,19 @@ class Settings:
     log_format: str  # "json" or "console"
     log_level: str
     embedded_workers: bool = False  # relay + worker inside `ecocase serve` (no Redis)
+    # The read models' followers (project list, supervision) run in `ecocase serve` or, when
+    # the workers are separate processes, in `ecocase relay`, so the API spends its CPU on
+    # requests only.
+    projections_in_api: bool = True
 
     def store_env(self) -> dict[str, str]:
         """The eventsourcing persistence environment for the case store."""
         if self.store == "postgres":
-            return {"PERSISTENCE_MODULE": "eventsourcing.postgres", **self.postgres_dsn_env}
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "APPLICATION_RECORDER_TOPIC": "application.pg_recorder:OrderedRecorder",
+                **self.postgres_dsn_env,
+            }
         if self.store == "sqlite":
             self.data_dir.mkdir(parents=True, exist_ok=True)
             return {
@@ -82,6 +90,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             )
             raise ValueError(msg)
         postgres["POSTGRES_ENABLE_DB_FUNCTIONS"] = "n"
+    embedded = _flag(
+        env.get("ECOCASE_EMBEDDED_WORKERS"),
+        "ECOCASE_EMBEDDED_WORKERS",
+        default=not env.get("ECOCASE_REDIS_URL"),
+    )
     return Settings(
         store=store,
         data_dir=data_dir,
@@ -90,20 +103,21 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         secret=env.get("ECOCASE_SECRET") or _local_secret(data_dir, store),
         log_format=env.get("ECOCASE_LOG_FORMAT", "json"),
         log_level=env.get("ECOCASE_LOG_LEVEL", "INFO"),
-        embedded_workers=_flag(
-            env.get("ECOCASE_EMBEDDED_WORKERS"), default=not env.get("ECOCASE_REDIS_URL")
+        embedded_workers=embedded,
+        projections_in_api=_flag(
+            env.get("ECOCASE_PROJECTIONS_IN_API"), "ECOCASE_PROJECTIONS_IN_API", default=embedded
         ),
     )
 
 
-def _flag(value: str | None, *, default: bool) -> bool:
+def _flag(value: str | None, name: str, *, default: bool) -> bool:
     if value is None or not value.strip():
         return default
     if value.strip().lower() in ("1", "y", "yes", "true", "on"):
         return True
     if value.strip().lower() in ("0", "n", "no", "false", "off"):
         return False
-    msg = f"ECOCASE_EMBEDDED_WORKERS must be yes or no, not {value!r}"
+    msg = f"{name} must be yes or no, not {value!r}"
     raise ValueError(msg)
 
 

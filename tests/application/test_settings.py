@@ -32,6 +32,7 @@ def test_postgres_dbname_selects_postgres_with_local_defaults() -> None:
     assert settings.store == "postgres"
     assert settings.store_env() == {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "application.pg_recorder:OrderedRecorder",
         "POSTGRES_DBNAME": "ecocase_prod",
         "POSTGRES_HOST": "127.0.0.1",
         "POSTGRES_PORT": "5432",
