@@ -93,9 +93,11 @@ class Cases:
         return self.clock().astimezone(SHANGHAI).date()
 
     # --- reads ---------------------------------------------------------------------------
-    def _load(self, project_id: UUID, version: int | None = None) -> KeyProject:
+    def _load(
+        self, project_id: UUID, version: int | None = None, *, fresh: bool = True
+    ) -> KeyProject:
         try:
-            return self.store.get_project(project_id, version)
+            return self.store.get_project(project_id, version, fresh=fresh)
         except AggregateNotFoundError:
             raise errors.ProjectNotFound(f"no project {project_id}") from None
 
@@ -124,6 +126,14 @@ class Cases:
                 "version", f"must be between 1 and {latest.version} for this project"
             )
         return self._load(project_id, version)
+
+    def peek(self, actor: Actor, project_id: UUID) -> KeyProject | None:
+        """The project now, if the store can tell without a query (see
+        :meth:`CaseStore.cached_project`), after the read rules; None: ask :meth:`get`."""
+        project = self.store.cached_project(project_id)
+        if project is not None:
+            self._check_read(actor, project)
+        return project
 
     def history(self, actor: Actor, project_id: UUID) -> list[HistoryEntry]:
         self._check_read(actor, self._load(project_id))
@@ -187,17 +197,20 @@ class Cases:
     def _change(
         self, acting: Acting, project_id: UUID, command: Callable[[KeyProject, date], T]
     ) -> tuple[KeyProject, T]:
+        """The first attempt runs on the project as last seen by this process (nothing is
+        read before the insert); the insert fails if another process has moved it on. A
+        refusal is only ever decided on fresh state: a command refused on the cached state is
+        tried again on the stored one before the refusal is given."""
+        fresh = False
         for attempt in range(self.max_attempts):
-            project = self._load(project_id)
-            if not access.may_write(acting.actor, project.window, project.officers_on_case):
-                raise errors.NotAllowed(
-                    f"{acting.actor.role} of window {acting.actor.unit} may not write to "
-                    f"projects of {project.window}"
-                )
-            expected = acting.expected_version
-            if expected is not None and expected != project.version:
-                raise errors.VersionMismatch(expected, project.version)
-            result = command(project, self.today())
+            project = self._load(project_id, fresh=fresh)
+            try:
+                result = self._decide(acting, project, command)
+            except errors.DomainError:
+                if fresh:
+                    raise
+                fresh = True
+                continue
             if not project.pending_events:  # the command changed nothing: nothing to record
                 return project, result
             try:
@@ -206,14 +219,30 @@ class Cases:
                 # Another writer got there first (or SQLite was busy): never lose the write.
                 if isinstance(e, OperationalError) and not _busy(e):
                     raise
-                if expected is not None:
-                    raise errors.VersionMismatch(expected, self._load(project_id).version) from None
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter only
+                if acting.expected_version is not None and fresh:
+                    current = self._load(project_id).version
+                    raise errors.VersionMismatch(acting.expected_version, current) from None
+                if fresh:
+                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter
+                fresh = True
                 continue
             return project, result
         raise WriteContention(
             f"project {project_id} had too many concurrent writers; nothing was recorded, try again"
         )
+
+    def _decide(
+        self, acting: Acting, project: KeyProject, command: Callable[[KeyProject, date], T]
+    ) -> T:
+        if not access.may_write(acting.actor, project.window, project.officers_on_case):
+            raise errors.NotAllowed(
+                f"{acting.actor.role} of window {acting.actor.unit} may not write to "
+                f"projects of {project.window}"
+            )
+        expected = acting.expected_version
+        if expected is not None and expected != project.version:
+            raise errors.VersionMismatch(expected, project.version)
+        return command(project, self.today())
 
     # --- the service acts ----------------------------------------------------------------
     def start_early_intervention(

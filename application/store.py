@@ -7,25 +7,36 @@ Every event recorded is stamped with who acted, in which request, and ``prev``: 
 (:func:`application.mapper.chain_hash`) of the project's previous stored event, so that each
 project's events form a hash chain that :mod:`application.integrity` checks. Snapshots are not
 part of the chain.
+
+Projects last seen are kept in a bounded :class:`~application.project_cache.ProjectCache`
+(``ECOCASE_PROJECT_CACHE`` projects, default 1,000; 0 turns it off) with the hash of their head
+record, so that a command on a known project reads nothing before its insert, and a read only
+asks for the events after the cached version.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import Application, ProcessingEvent, project_aggregate
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import Mapper, Notification, Recording, StoredEvent
 
+from application.coherence import Coherence
 from application.mapper import META, MsgspecMapper, NoTranscoder, chain_hash
+from application.pg_recorder import OrderedRecorder
+from application.project_cache import Cached, ProjectCache
 from domain.actor import Stamp
 from domain.project import KeyProject
 
 SNAPSHOT_INTERVAL = 50
+PROJECT_CACHE = "ECOCASE_PROJECT_CACHE"
+DEFAULT_PROJECT_CACHE = 1000
 
 
 class CaseStore(Application[UUID]):
@@ -33,6 +44,27 @@ class CaseStore(Application[UUID]):
     snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
         KeyProject: SNAPSHOT_INTERVAL
     }
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        size = int(self.env.get(PROJECT_CACHE) or DEFAULT_PROJECT_CACHE)
+        self.cache = ProjectCache(size) if size > 0 else None
+        self.coherence: Coherence | None = None
+
+    def keep_coherent(self) -> bool:
+        """On PostgreSQL, listen to every process's saves so that reads of cached projects
+        need no query (:mod:`application.coherence`); whether it is listening."""
+        if self.cache is None or not isinstance(self.recorder, OrderedRecorder):
+            return False
+        if self.coherence is None:
+            self.coherence = Coherence(self.recorder, self.cache)
+            self.coherence.start()
+        return self.coherence.live
+
+    def close(self) -> None:
+        if self.coherence is not None:
+            self.coherence.stop()
+        super().close()
 
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(
@@ -55,7 +87,7 @@ class CaseStore(Application[UUID]):
             msg = "every save carries a Stamp: save(project, stamp=Stamp(...))"
             raise TypeError(msg)
         domain_events = processing_event.events
-        stored_events = self._chained(domain_events, stamp)
+        stored_events, heads = self._chained(domain_events, stamp)
         notification_ids = self.recorder.insert_events(
             stored_events, tracking=processing_event.tracking, **processing_event.saved_kwargs
         )
@@ -70,17 +102,19 @@ class CaseStore(Application[UUID]):
                     id=n_id,
                 )
                 recordings.append(Recording(d, notification))
-        if self.repository.cache and not self.repository.fastforward:
+        if self.cache is not None and notification_ids is not None:
             for aggregate_id, aggregate in processing_event.aggregates.items():
-                self.repository.cache.put(aggregate_id, aggregate)
+                if isinstance(aggregate, KeyProject) and aggregate_id in heads:
+                    self.cache.put(aggregate_id, Cached(aggregate, heads[aggregate_id]))
         return recordings
 
     def _chained(
         self, domain_events: Sequence[DomainEventProtocol[UUID]], stamp: Stamp
-    ) -> list[StoredEvent]:
+    ) -> tuple[list[StoredEvent], dict[UUID, str]]:
         """The stored events, each stamped with ``prev``: for an aggregate's first pending
         event the hash of its predecessor as stored (none for version 1), for the following
-        ones the hash of the stored event just made for the one before."""
+        ones the hash of the stored event just made for the one before; and each aggregate's
+        new head hash."""
         last_hash: dict[UUID, str] = {}
         stored_events = []
         for domain_event in domain_events:
@@ -92,20 +126,80 @@ class CaseStore(Application[UUID]):
             stored = self.mapper.to_stored_event(domain_event)
             last_hash[originator_id] = chain_hash(stored)
             stored_events.append(stored)
-        return stored_events
+        return stored_events, last_hash
 
     def _stored_head(self, originator_id: UUID, version: int) -> str:
-        """The hash of the stored record before ``version``; "" for a first event."""
+        """The hash of the stored record before ``version``; "" for a first event. Stored
+        records never change, so a hash cached for exactly that version is that record's."""
         if version <= 1:
             return ""
+        cached = self.cache.get(originator_id) if self.cache is not None else None
+        if cached is not None and cached.head and cached.project.version == version - 1:
+            return cached.head
+        if isinstance(self.recorder, OrderedRecorder):
+            record = self.recorder.event_at(originator_id, version - 1)
+            return chain_hash(record) if record else ""
         before = self.recorder.select_events(originator_id, lte=version - 1, desc=True, limit=1)
         return chain_hash(before[0]) if before else ""
 
-    def get_project(self, project_id: UUID, version: int | None = None) -> KeyProject:
+    def get_project(
+        self, project_id: UUID, version: int | None = None, *, fresh: bool = True
+    ) -> KeyProject:
+        """The project at ``version``, or now. Now comes from the cache when the project is
+        in it: brought up to date with the events stored after it (``fresh``), or as last
+        seen (``fresh=False``, for a command's first attempt: its insert fails if the project
+        has moved on). The caller gets its own copy."""
+        if version is not None or self.cache is None:
+            return self._reconstruct(project_id, version)
+        cache = self.cache
+        generation = cache.generation
+        cached = cache.get(project_id)
+        if cached is None:
+            cached = Cached(self._reconstruct(project_id, None), head=None)
+            cache.put(project_id, cached, generation)
+        elif fresh and not self._coherent(cache, cached):
+            cached = self._fastforward(cache, project_id, cached, generation)
+        return copy.deepcopy(cached.project)
+
+    def cached_project(self, project_id: UUID) -> KeyProject | None:
+        """The project now, if that can be told without a query (cached and known to be the
+        stored head); a copy. None otherwise."""
+        if self.cache is None:
+            return None
+        cached = self.cache.get(project_id)
+        if cached is None or not self._coherent(self.cache, cached):
+            return None
+        return copy.deepcopy(cached.project)
+
+    def _coherent(self, cache: ProjectCache, cached: Cached) -> bool:
+        """Whether ``cached`` is known to be the stored head (while the LISTEN is in place)."""
+        coherence = self.coherence
+        return coherence is not None and coherence.live and not cache.is_behind(cached)
+
+    def _reconstruct(self, project_id: UUID, version: int | None) -> KeyProject:
         project: object = self.repository.get(project_id, version=version)
         if not isinstance(project, KeyProject):  # pragma: no cover - one aggregate type
             raise TypeError(project_id)
         return project
+
+    def _fastforward(
+        self, cache: ProjectCache, project_id: UUID, cached: Cached, generation: int
+    ) -> Cached:
+        version = cached.project.version
+        if isinstance(self.recorder, OrderedRecorder):
+            after = self.recorder.events_after(project_id, version)
+        else:
+            after = list(self.recorder.select_events(project_id, gt=version))
+        if not after:
+            return cached
+        project = project_aggregate(
+            copy.deepcopy(cached.project), (self.mapper.to_domain_event(s) for s in after)
+        )
+        if not isinstance(project, KeyProject):  # pragma: no cover - one aggregate type
+            raise TypeError(project_id)
+        fresh = Cached(project, chain_hash(after[-1]))
+        cache.put(project_id, fresh, generation)
+        return fresh
 
     def history(self, project_id: UUID) -> Iterator[Any]:  # events of KeyProject
         """The project's events, first to last, decoded, each with its stamp."""

@@ -88,6 +88,16 @@ class KeyProject(Aggregate):
     audit_notes: tuple[AuditNote, ...]
     warnings: dict[str, RaisedWarning]  # by key: each warning is raised once
 
+    def __deepcopy__(self, memo: dict[int, object]) -> KeyProject:
+        """A full copy at the cost of a shallow one: the state is copy-on-write (every change
+        assigns a new tuple or dict of frozen values, none is changed in place), so only the
+        attribute dict and the list of pending events are the aggregate's own."""
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        copied.__dict__["_pending_events"] = list(self.__dict__.get("_pending_events", ()))
+        memo[id(self)] = copied
+        return copied
+
     class Event(Aggregate.Event):
         TOPIC = "ecocase.KeyProject.Event"
 

@@ -124,6 +124,12 @@ class StoredRows:
             cursor = conn.execute(statement, params)
             return cursor.fetchall() if cursor.description else []
 
+    def _forget(self, project_id: UUID) -> None:
+        """The edit is made behind the service's back: it shows in a process that has not
+        cached the project (another one, or this one after a restart), as this one now."""
+        if self.store.cache is not None:
+            self.store.cache.drop(project_id)
+
     def state(self, project_id: UUID, version: int) -> bytes:
         ((state,),) = self._execute(
             "SELECT state FROM {table} WHERE originator_id = ? AND originator_version = ?",
@@ -139,6 +145,7 @@ class StoredRows:
             project_id,
             version,
         )
+        self._forget(project_id)
         assert self.state(project_id, version) == state
 
     def edit(self, project_id: UUID, version: int, change: Callable[[bytes], bytes]) -> None:
@@ -153,6 +160,7 @@ class StoredRows:
             project_id,
             version,
         )
+        self._forget(project_id)
 
     def renumber(self, project_id: UUID, version: int, to: int) -> None:
         self._execute(
@@ -162,6 +170,7 @@ class StoredRows:
             project_id,
             version,
         )
+        self._forget(project_id)
 
     def swap(self, project_id: UUID, a: int, b: int) -> None:
         self.renumber(project_id, a, -a)

@@ -540,7 +540,7 @@ def test_an_event_committed_late_below_the_head_is_not_skipped(clock: Clock) -> 
             cases = Cases(store, clock=clock)
             first = register(cases, 1, rng)
             late = KeyProject.register(**registration(2, rng))
-            (stored,) = store._chained(late.collect_events(), Stamp(ADMIN, "req-late"))
+            (stored,), _ = store._chained(late.collect_events(), Stamp(ADMIN, "req-late"))
             table = sql.Identifier(env["POSTGRES_SCHEMA"], recorder.events_table_name)
             reports: list[RebuildReport] = []
             with closing(pg.connect()) as held:
