@@ -74,11 +74,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = CaseStore(env=settings.store_env())
+        store.keep_coherent()  # PostgreSQL: reads of cached projects need no query
         index = ProjectIndex(store, settings.store_env())
         db = open_database(settings.store_env())
-        index.start()
         supervision = Supervision(store, settings.store_env())
-        supervision.start()
+        if settings.projections_in_api:
+            index.start()
+            supervision.start()
         workers = None
         if settings.embedded_workers:
             workers = EmbeddedWorkers(settings, os.environ, store=store, db=db, index=index)

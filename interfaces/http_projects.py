@@ -12,6 +12,7 @@ from uuid import UUID
 import litestar
 import msgspec
 from litestar import Controller, Request, Response
+from litestar.concurrency import sync_to_thread
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
@@ -123,8 +124,8 @@ class ProjectController(Controller):
         )
         return project_list_view(items, next_cursor)
 
-    @get("/{project_id:uuid}", summary="A project now, at a version, or as of a moment")
-    def read(
+    @litestar.get("/{project_id:uuid}", summary="A project now, at a version, or as of a moment")
+    async def read(
         self,
         request: AnyRequest,
         cases: NamedDependency[Cases],
@@ -132,9 +133,18 @@ class ProjectController(Controller):
         version: FromQuery[int | None] = None,
         as_of: FromQuery[datetime | None] = None,
     ) -> Response[ProjectView]:
+        """Answered on the event loop when the project is known without a query (the
+        common case: cached, and no other process has saved it since); otherwise read in a
+        worker thread, as every other endpoint that queries."""
+        if version is None and as_of is None:
+            known = cases.peek(request.user, project_id)
+            if known is not None:
+                return _view(cases, known)
         if as_of is not None and as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=SHANGHAI)
-        project = cases.get(request.user, project_id, version=version, as_of=as_of)
+        project = await sync_to_thread(
+            cases.get, request.user, project_id, version=version, as_of=as_of
+        )
         return _view(cases, project)
 
     @get("/{project_id:uuid}/history", summary="Every event of the project, with its actor")

@@ -38,6 +38,23 @@ class Health(msgspec.Struct):
     projections: list[ProjectionHealth]
 
 
+class Live(msgspec.Struct):
+    status: str
+
+
+_LIVE = Live(status="ok")
+
+
+@get(
+    "/health/live",
+    summary="Liveness only: the process answers (no store, no broker; for load balancers)",
+    tags=["service"],
+    exclude_from_auth=True,
+)
+async def live() -> Live:
+    return _LIVE
+
+
 @get(
     "/health",
     summary="Liveness and the state of the event store and broker",
@@ -103,4 +120,4 @@ def windows() -> list[WindowView]:
     return [window_view(w) for w in WINDOWS]
 
 
-ROUTES: list[Any] = [health, windows]
+ROUTES: list[Any] = [live, health, windows]

@@ -3,9 +3,10 @@ the actor and project, and one access-log line per request (never bodies or toke
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -14,6 +15,22 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("ecocase.http")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+#: A new request id: this process's random prefix and a counter (unique without a system call
+#: per request, as uuid4 needed).
+_PREFIX = os.urandom(8).hex()
+_NUMBERS = itertools.count(1)
+
+
+def _new_prefix() -> None:  # a forked server worker must not repeat its parent's ids
+    global _PREFIX, _NUMBERS
+    _PREFIX, _NUMBERS = os.urandom(8).hex(), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}-{next(_NUMBERS):x}"
 
 
 def request_context(app: ASGIApp) -> ASGIApp:
@@ -22,7 +39,7 @@ def request_context(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if REQUEST_ID.match(given) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)

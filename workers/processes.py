@@ -22,6 +22,7 @@ from application.project_index import ProjectIndex
 from application.settings import Settings
 from application.sqldb import Database
 from application.store import CaseStore
+from application.supervision import Supervision
 from workers.actors import Actors, RetryPolicy, declare_actors
 from workers.broker import BrokerSettings, build_broker
 from workers.relay import Relay
@@ -69,9 +70,22 @@ def run_relay(settings: Settings, env: Mapping[str, str]) -> None:
     actors = declare_actors(broker, context, _policy(env))
     ctx = context()
     relay = Relay(ctx.store, ctx.db, actors.publish)
-    log.info("relay started", position=relay.position(), lag=relay.lag())
-    relay.run(_until_signalled())
-    context.close()
+    followers = [] if settings.projections_in_api else read_model_followers(ctx.store, settings)
+    for follower in followers:
+        follower.start()
+    log.info("relay started", position=relay.position(), lag=relay.lag(),
+             read_models=[f.name for f in followers])  # fmt: skip
+    try:
+        relay.run(_until_signalled())
+    finally:
+        for follower in followers:
+            follower.close()
+        context.close()
+
+
+def read_model_followers(store: CaseStore, settings: Settings) -> list[ProjectIndex | Supervision]:
+    """The project list and the supervision view, when `ecocase serve` does not follow them."""
+    return [ProjectIndex(store, settings.store_env()), Supervision(store, settings.store_env())]
 
 
 def run_scheduler(settings: Settings, env: Mapping[str, str]) -> None:
