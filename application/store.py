@@ -128,6 +128,27 @@ class CaseStore(Application[UUID]):
             stored_events.append(stored)
         return stored_events, last_hash
 
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """A snapshot is taken of the project just saved when its last event lands on the
+        interval: that aggregate is exactly the recorded state (the library would read and
+        replay it again). Other cases (an interval inside a multi-event save) go the
+        library's way."""
+        if not self.snapshots:
+            return
+        rest = ProcessingEvent[UUID]()
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            if aggregate is None or event.originator_version % SNAPSHOT_INTERVAL:
+                continue
+            if isinstance(aggregate, KeyProject) and aggregate.version == event.originator_version:
+                snapshot = KeyProject.Snapshot.take(aggregate)
+                self.snapshots.put([snapshot])
+            else:
+                rest.events.append(event)
+                rest.aggregates[event.originator_id] = aggregate
+        if rest.events:
+            super()._take_snapshots(rest)
+
     def _stored_head(self, originator_id: UUID, version: int) -> str:
         """The hash of the stored record before ``version``; "" for a first event. Stored
         records never change, so a hash cached for exactly that version is that record's."""

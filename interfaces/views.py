@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from application.cases import SHANGHAI, HistoryEntry
 from application.project_index import ProjectSummary
-from domain.intervention import CheckStatus
+from domain.intervention import CheckStatus, ProgressCheck
 from domain.letters import LetterStatus
-from domain.materials import MaterialStatus
+from domain.materials import DeferredMaterial, MaterialStatus
+from domain.officers import OfficerAssignment
 from domain.project import KeyProject
 from domain.windows import WINDOWS, Window, WindowInfo
 from domain.working_days import working_days_between
 from interfaces.diff import Change, diff
+
+D = TypeVar("D")
+V = TypeVar("V")
 
 WINDOW_NAMES = {w.code: w.name for w in WINDOWS}
 
@@ -300,7 +307,39 @@ def window_view(info: WindowInfo) -> WindowView:
     )
 
 
+class _Made:
+    """Views already made of domain values, by the value's identity and the day (some fields
+    count days). A project's state is copy-on-write, so from one version to the next most of
+    its values are the very same objects: their views are made once. Each entry keeps its
+    value alive, so an identity is never reused while it is held. Bounded, safe across
+    threads."""
+
+    def __init__(self, maxsize: int = 20_000) -> None:
+        self.maxsize = maxsize
+        self._held: OrderedDict[tuple[int, date], tuple[object, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, value: D, today: date, make: Callable[[D, date], V]) -> V:
+        key = (id(value), today)
+        with self._lock:
+            held = self._held.get(key)
+            if held is not None and held[0] is value:
+                self._held.move_to_end(key)
+                made: V = held[1]
+                return made
+        view = make(value, today)
+        with self._lock:
+            self._held[key] = (value, view)
+            while len(self._held) > self.maxsize:
+                self._held.popitem(last=False)
+        return view
+
+
+_made = _Made()
+
+
 def project_view(p: KeyProject, today: date) -> ProjectView:
+    of = _made.of
     return ProjectView(
         id=str(p.id),
         version=p.version,
@@ -323,27 +362,37 @@ def project_view(p: KeyProject, today: date) -> ProjectView:
         early_intervention=_as(EarlyInterventionView, p.early_intervention)
         if p.early_intervention
         else None,
-        progress_checks=[
-            _as(
-                ProgressCheckView, c, overdue=c.status is CheckStatus.SCHEDULED and c.due_on < today
-            )
-            for c in p.progress_checks.values()
-        ],
-        officers=[_as(OfficerView, o, active=o.active) for o in p.officers],
-        helpers=[_as(HelperView, h) for h in p.helpers.values()],
-        helper_visits=[_as(HelperVisitView, v) for v in p.helper_visits],
-        deferred_materials=[
-            _as(
-                DeferredMaterialView,
-                m,
-                overdue=m.status is MaterialStatus.DEFERRED and m.promised_by < today,
-            )
-            for m in p.deferred_materials.values()
-        ],
-        reminder_letters=[_letter_view(le, today) for le in p.reminder_letters.values()],
-        violations=[_as(ViolationView, v) for v in p.violations],
-        audit_notes=[_as(AuditNoteView, n) for n in p.audit_notes],
+        progress_checks=[of(c, today, _check_view) for c in p.progress_checks.values()],
+        officers=[of(o, today, _officer_view) for o in p.officers],
+        helpers=[of(h, today, _plain(HelperView)) for h in p.helpers.values()],
+        helper_visits=[of(v, today, _plain(HelperVisitView)) for v in p.helper_visits],
+        deferred_materials=[of(m, today, _material_view) for m in p.deferred_materials.values()],
+        reminder_letters=[of(le, today, _letter_view) for le in p.reminder_letters.values()],
+        violations=[of(v, today, _plain(ViolationView)) for v in p.violations],
+        audit_notes=[of(n, today, _plain(AuditNoteView)) for n in p.audit_notes],
     )
+
+
+def _plain(view: type[View]) -> Callable[[object, date], Any]:
+    """One maker per view type of values shown as they are."""
+    return _PLAIN.setdefault(view, lambda value, _today: _as(view, value))
+
+
+_PLAIN: dict[type[Any], Callable[[object, date], Any]] = {}
+
+
+def _check_view(c: ProgressCheck, today: date) -> Any:
+    overdue = c.status is CheckStatus.SCHEDULED and c.due_on < today
+    return _as(ProgressCheckView, c, overdue=overdue)
+
+
+def _officer_view(o: OfficerAssignment, _today: date) -> Any:
+    return _as(OfficerView, o, active=o.active)
+
+
+def _material_view(m: DeferredMaterial, today: date) -> Any:
+    overdue = m.status is MaterialStatus.DEFERRED and m.promised_by < today
+    return _as(DeferredMaterialView, m, overdue=overdue)
 
 
 def _letter_view(letter: Any, today: date) -> ReminderLetterView:
