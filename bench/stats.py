@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _MAX_PROCESSES = 10_000  # bound on the /proc walks
@@ -221,3 +222,76 @@ def wait_until_quiet(
         if quiet >= streak:
             break
     return busy
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A process's resident memory from /proc/<pid>/status, in KiB: now and its peak."""
+
+    pid: int
+    name: str
+    rss_kib: int  # VmRSS
+    hwm_kib: int  # VmHWM, the peak of VmRSS
+
+    @property
+    def rss_mb(self) -> float:
+        return self.rss_kib * 1024 / 1e6
+
+    @property
+    def hwm_mb(self) -> float:
+        return self.hwm_kib * 1024 / 1e6
+
+
+def memory(pid: int) -> Memory | None:
+    """VmRSS and VmHWM of a process; None if it is gone (or a zombie, which has neither)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    try:
+        rss = int(fields["VmRSS"].split()[0])
+        hwm = int(fields["VmHWM"].split()[0])
+    except (KeyError, ValueError, IndexError):
+        return None
+    return Memory(pid, fields.get("Name", "?"), rss, hwm)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by one process (0 if it is gone)."""
+    stat = _stat(pid)
+    return stat[1] if stat is not None else 0.0
+
+
+class CpuMeter:
+    """CPU shares of one core of groups of processes (by pid, each with its descendants),
+    PostgreSQL (all of its processes) and everything else, from construction to
+    :meth:`shares`."""
+
+    def __init__(self, groups: dict[str, Sequence[HasPid]]) -> None:
+        self.groups = {name: [p.pid for p in procs] for name, procs in groups.items()}
+        self.t0 = time.perf_counter()
+        self.before = self._read()
+
+    def _read(self) -> dict[str, float]:
+        out = {name: sum(tree_cpu_seconds(p) for p in pids) for name, pids in self.groups.items()}
+        clients = [d for pids in self.groups.values() for p in pids for d in (p, *descendants(p))]
+        out["postgres"] = sum((postgres_cpu([os.getpid(), *clients]) or {}).values())
+        out["bench"] = time.process_time()
+        out["machine"] = machine_busy_seconds() or 0.0
+        return out
+
+    def shares(self) -> dict[str, float]:
+        after, wall = self._read(), time.perf_counter() - self.t0 or 1e-9
+        used = {k: (after[k] - self.before[k]) / wall for k in after}
+        machine = used.pop("machine")
+        used["other"] = max(0.0, machine - sum(used.values()))
+        return used
+
+
+class HasPid(Protocol):
+    @property
+    def pid(self) -> int: ...
