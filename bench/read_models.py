@@ -21,7 +21,8 @@ Ctrl-C):
    CaseStore (so snapshots at 50, 100, ..., 1,000); the median of 20 loads after one warm-up:
    at its head (the snapshot at 1,000 alone), at version 999 (the snapshot at 950 and 49
    events: the worst case of a 1,000-event history), and through a CaseStore with snapshotting
-   disabled (all 1,000 events replayed).
+   disabled (all 1,000 events replayed); the stores keep no projects in memory
+   (``ECOCASE_PROJECT_CACHE=0``), so that every load reads the store.
 
 ``--events N`` (default 100,000) sets the size; ``--full`` also runs 1,000,000.
 """
@@ -179,9 +180,12 @@ def median_ms(load: Callable[[], object]) -> float:
 
 
 def load_times(env: dict[str, str], project_id: UUID) -> tuple[float, float, float]:
-    """Median ms: at the head with snapshots, at version 999 with snapshots, without."""
-    with_snapshots = CaseStore(env=env)
-    without = CaseStore(env={**env, "IS_SNAPSHOTTING_ENABLED": "n"})
+    """Median ms: at the head with snapshots, at version 999 with snapshots, without. The
+    stores keep no projects in memory (``ECOCASE_PROJECT_CACHE=0``), so that every load
+    reads the store."""
+    cold = {**env, "ECOCASE_PROJECT_CACHE": "0"}
+    with_snapshots = CaseStore(env=cold)
+    without = CaseStore(env={**cold, "IS_SNAPSHOTTING_ENABLED": "n"})
     try:
         assert with_snapshots.snapshots is not None
         assert without.snapshots is None

@@ -114,7 +114,7 @@ def seed_projects(
 ) -> tuple[list[str], int]:
     """``projects`` projects numbered from ``first_serial``, saved about EVENTS_PER_SAVE
     events at a time; their ids (as strings) and the events recorded."""
-    store = CaseStore(env={**env, "IS_SNAPSHOTTING_ENABLED": "n"})
+    store = CaseStore(env={**env, "IS_SNAPSHOTTING_ENABLED": "n", "ECOCASE_PROJECT_CACHE": "0"})
     per_save = max(1, EVENTS_PER_SAVE // shape.events_per_project)
     ids: list[str] = []
     recorded = 0
