@@ -1,4 +1,5 @@
-"""The printed table (figure, value, baseline, ratio) and the CPU breakdown."""
+"""Rows of bench.workers' table (figure, value, baseline, ratio), and the CPU breakdown per
+HTTP phase that the suite prints below its table."""
 
 from __future__ import annotations
 
@@ -43,16 +44,6 @@ def _ratio(r: float | None) -> str:
     if r is None:
         return ""
     return f"{r:.3f}" if r < 10 else f"{r:.1f}"
-
-
-def render_table(rows: Sequence[Row]) -> str:
-    cells = [("figure", "value", "baseline", "ratio")]
-    for row in rows:
-        baseline = ""
-        if row.baseline is not None:
-            baseline = f"{fmt(row.baseline, row.unit)} ({row.baseline_label})"
-        cells.append((row.figure, fmt(row.value, row.unit), baseline, _ratio(row.ratio)))
-    return _grid(cells, right=(1, 3))
 
 
 def _share(seconds: float | None, wall: float) -> str:
@@ -139,15 +130,3 @@ def _grid(cells: Sequence[tuple[str, ...]], right: tuple[int, ...]) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def render_markdown(rows: Sequence[Row]) -> str:
-    out = ["| figure | value | baseline | ratio |", "|---|---:|---|---:|"]
-    for row in rows:
-        baseline = ""
-        if row.baseline is not None:
-            baseline = f"{fmt(row.baseline, row.unit)} ({row.baseline_label})"
-        out.append(
-            f"| {row.figure} | {fmt(row.value, row.unit)} | {baseline} | {_ratio(row.ratio)} |"
-        )
-    return "\n".join(out)
