@@ -80,6 +80,10 @@ test: $(STAMP_DEV) ## ruff check, ruff format --check, mypy, pytest -n 2 (PYTEST
 bench: $(STAMP_DEV) ## run the benchmarks: python -m bench (BENCH_ARGS=...)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+.PHONY: bench-full
+bench-full: $(STAMP_DEV) ## the benchmarks with the 1M-event store; writes bench/results/latest.md
+	$(BIN)/python -m bench --full $(BENCH_ARGS)
+
 lock: $(UV_DEP) ## recompile requirements/*.lock from *.in (UPGRADE=1 to move to newer releases)
 	$(UV) pip compile $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) \
 	  requirements/main.in -o requirements/main.lock
