@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -419,6 +419,37 @@ class PostgresStorage:
             if advanced.rowcount != 1:
                 raise TrackingConflictError(f"project index position moved from {current}")
             return done.count
+
+    def load(self, rows: Iterable[ProjectSummary], position: int) -> int:
+        """Writes ``rows`` with COPY and moves the position from 0 to ``position``, in one
+        transaction: how a rebuild fills its fresh index with the rows its bulk replay folded
+        (:mod:`application.replay`). TrackingConflictError when the position is not 0; a row
+        that is there already fails the COPY. Returns how many rows were written."""
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                self._sql(
+                    "SELECT position FROM {s}.project_index_tracking WHERE name = %s FOR UPDATE"
+                ),
+                (TRACKING_NAME,),
+            ).fetchone()
+            if row is None or int(row[0]) != 0:
+                raise TrackingConflictError("a bulk load needs a project index at position 0")
+            count = 0
+            with (
+                conn.cursor() as cur,
+                cur.copy(self._sql("COPY {s}.project_index ({columns}) FROM STDIN")) as copy,
+            ):
+                for summary in rows:
+                    copy.write_row(self._row(summary))
+                    count += 1
+            conn.execute(
+                self._sql(
+                    "UPDATE {s}.project_index_tracking SET position = %s "
+                    "WHERE name = %s AND position = 0"
+                ),
+                (position, TRACKING_NAME),
+            )
+        return count
 
     def select(self, query: ListQuery) -> list[ProjectSummary]:
         where: list[sql.Composable] = [sql.SQL("true")]

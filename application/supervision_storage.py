@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 from eventsourcing.utils import Environment
 
 from application.sqldb import Cursor, Database, TrackingConflictError, postgres_target
@@ -241,6 +242,45 @@ class SupervisionStorage:
                 msg = f"supervision position moved from {current}"
                 raise TrackingConflictError(msg)
             return len(todo)
+
+    def load(
+        self, projects: Iterable[ProjectRecord], letters: Iterable[LetterRecord], position: int
+    ) -> int:
+        """PostgreSQL: writes the rows with COPY and moves the position from 0 to ``position``,
+        in one transaction: how a rebuild fills its fresh view with the rows its bulk replay
+        folded (:mod:`application.replay`). TrackingConflictError when the position is not 0;
+        a row that is there already fails the COPY. Returns how many rows were written."""
+        if not self._postgres:
+            msg = "a bulk load of the supervision view is PostgreSQL's (COPY)"
+            raise ValueError(msg)
+        with self.db.transaction() as cur:
+            cur.execute(
+                f"SELECT position FROM {self._tracking} WHERE name = %s FOR UPDATE",  # noqa: S608
+                (TRACKING_NAME,),
+            )
+            if int(cur.fetchone()[0]) != 0:
+                msg = "a bulk load needs a supervision view at position 0"
+                raise TrackingConflictError(msg)
+            copying = cast(psycopg.Cursor[Any], cur)  # the PostgreSQL Database's cursor
+            count = 0
+            with copying.copy(
+                f"COPY {self._projects} ({_quoted(PROJECT_COLUMNS)}) FROM STDIN"
+            ) as copy:
+                for p in projects:
+                    copy.write_row((p.id, p.project_code, p.name, p.window, p.status, p.version))
+                    count += 1
+            with copying.copy(
+                f"COPY {self._letters} ({_quoted(LETTER_COLUMNS)}) FROM STDIN"
+            ) as copy:
+                for letter in letters:
+                    copy.write_row(self._letter_params(letter))
+                    count += 1
+            cur.execute(
+                f"UPDATE {self._tracking} SET position = %s "  # noqa: S608
+                "WHERE name = %s AND position = 0",
+                (position, TRACKING_NAME),
+            )
+        return count
 
     def _load(self, cur: Cursor, ids: list[UUID]) -> dict[UUID, ProjectRectifications]:
         projects: dict[UUID, ProjectRecord] = {}

@@ -1,0 +1,148 @@
+"""A rebuild's bulk replay on PostgreSQL: the notification log up to a stable head, folded in
+memory into fresh read models and written with COPY.
+
+The log is read through a server-side cursor in batches. Each stored event is decoded once
+(:class:`~application.replay_folds.RecordDecoder`) and folded into the project list and the
+supervision view (:mod:`application.replay_folds`); its audit trail row is streamed into the
+fresh ``audit_trail`` by one binary COPY, committed when the whole log has been read. Then the
+folded rows of the project list and of the supervision view are written with COPY, each with
+its model's position moved from 0 to the head in the same transaction
+(:meth:`~application.project_index_storage.PostgresStorage.load`,
+:meth:`~application.supervision_storage.SupervisionStorage.load`).
+
+One process is the right number on this service's 2-core machines: while it decodes and folds,
+PostgreSQL spends about as much CPU again taking in the COPY (the audit trail's five indexes),
+so the replay and the database already keep both cores busy.
+
+The replay reads what was committed at or below ``head``; the caller takes the head from
+:func:`application.rebuild.stable_head`, so that no event at or below it can still appear, and
+catches up with the events written meanwhile through the models' own incremental apply.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from application.audit import COLUMNS as AUDIT_COLUMNS
+from application.audit import TABLE as AUDIT_TABLE
+from application.project_index_storage import PostgresStorage
+from application.replay_folds import AuditRows, IndexFold, RecordDecoder, SupervisionFold
+from application.supervision_storage import SupervisionStorage
+
+__all__ = ["Replayed", "Source", "replay"]
+
+INDEX, SUPERVISION, AUDIT = MODELS = ("project_index", "supervision", "audit_trail")  # names
+#: The types of the audit trail's columns (application.audit.COLUMNS), for a binary COPY.
+AUDIT_TYPES = ("int8", "timestamptz", "text", "text", "text", "int4", *["text"] * 7)
+
+#: ``done(events)``: called after every batch with the events it held.
+Done = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the replay reads and writes: the database (a libpq connection string), the
+    store's events table and the schema of the fresh read models."""
+
+    conninfo: str
+    events_schema: str
+    events_table: str
+    fresh_schema: str
+
+
+@dataclass
+class Replayed:
+    """A bulk replay: the events it replayed and the seconds spent on reading and decoding
+    them and on each read model (folding and writing)."""
+
+    events: int = 0
+    read_seconds: float = 0.0
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(MODELS, 0.0))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off: a replay makes no cycles, and the collector would
+    otherwise walk the folded state again and again as the records come and go."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def replay(
+    source: Source,
+    index: PostgresStorage,
+    view: SupervisionStorage,
+    *,
+    head: int,
+    batch: int,
+    done: Done,
+) -> Replayed:
+    """Replays the notifications up to ``head`` into the fresh models' empty tables (the
+    project list and the supervision view at position 0) and moves the positions of the
+    project list and the supervision view to ``head``."""
+    decode = RecordDecoder()
+    folds = IndexFold(), SupervisionFold()
+    audit = AuditRows()
+    replayed = Replayed()
+    seconds = replayed.seconds
+    select = sql.SQL(
+        "SELECT notification_id, originator_id::text, originator_version, topic, state FROM {} "
+        "WHERE notification_id <= %s ORDER BY notification_id"
+    ).format(sql.Identifier(source.events_schema, source.events_table))
+    copy_audit = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(source.fresh_schema, AUDIT_TABLE),
+        sql.SQL(", ").join(map(sql.Identifier, AUDIT_COLUMNS)),
+    )
+    with (
+        _gc_paused(),
+        psycopg.connect(source.conninfo) as reader,
+        psycopg.connect(source.conninfo) as writer,
+    ):
+        with (
+            writer.cursor() as out,
+            out.copy(copy_audit) as copy,
+            reader.cursor("replay", binary=True) as cursor,
+        ):
+            copy.set_types(AUDIT_TYPES)
+            cursor.itersize = batch
+            cursor.execute(select, (head,))
+            t0 = time.perf_counter()
+            while rows := cursor.fetchmany(batch):
+                records = [(n, decode(pid, version, topic, state))
+                           for n, pid, version, topic, state in rows]  # fmt: skip
+                t1 = time.perf_counter()
+                folds[0].apply(records)
+                t2 = time.perf_counter()
+                folds[1].apply(records)
+                t3 = time.perf_counter()
+                for row in audit.rows(records):
+                    copy.write_row(row)
+                t4 = time.perf_counter()
+                replayed.read_seconds += t1 - t0
+                seconds[INDEX] += t2 - t1
+                seconds[SUPERVISION] += t3 - t2
+                seconds[AUDIT] += t4 - t3
+                replayed.events += len(rows)
+                done(len(rows))
+                t0 = time.perf_counter()
+        writer.commit()  # the audit trail, as the COPY above wrote it
+        seconds[AUDIT] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        index.load(folds[0].rows(), head)
+        t1 = time.perf_counter()
+        view.load(folds[1].projects(), folds[1].letters(), head)
+        seconds[INDEX] += t1 - t0
+        seconds[SUPERVISION] += time.perf_counter() - t1
+    return replayed
