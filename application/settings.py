@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,34 @@ class Settings:
             }
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
+    def store_limits(self) -> StoreLimits | None:
+        """How long the PostgreSQL store may keep a request waiting (what is unset is the
+        library's or PostgreSQL's default); None on the other stores."""
+        if self.store != "postgres":
+            return None
+        env = self.postgres_dsn_env
+
+        def number(key: str, default: int) -> int:
+            return _whole_number(key, env.get(key) or str(default), 0)
+
+        return StoreLimits(
+            pool_wait=number("POSTGRES_CONNECT_TIMEOUT", LIBRARY_CONNECT_TIMEOUT),
+            pool_connections=number("POSTGRES_POOL_SIZE", LIBRARY_POOL_SIZE)
+            + number("POSTGRES_MAX_OVERFLOW", LIBRARY_MAX_OVERFLOW),
+            statement_timeout=number("POSTGRES_STATEMENT_TIMEOUT", 0),
+            lock_timeout=number("POSTGRES_LOCK_TIMEOUT", 0),
+        )
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    """The PostgreSQL store's fail-fast limits, in seconds (a timeout of 0 is none)."""
+
+    pool_wait: int  # for a free pooled connection
+    pool_connections: int  # the most the pool opens (pool size + overflow)
+    statement_timeout: int
+    lock_timeout: int
+
 
 TRUE = frozenset({"y", "yes", "t", "true", "on", "1"})
 
@@ -57,7 +86,66 @@ POSTGRES_KEYS = (
     "CONNECT_TIMEOUT",
     "LOCK_TIMEOUT",
     "ENABLE_DB_FUNCTIONS",
+    "STATEMENT_TIMEOUT",
+    "IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
 )
+
+#: eventsourcing 9.5.6's pool when its variables are not set.
+LIBRARY_POOL_SIZE = 5
+LIBRARY_MAX_OVERFLOW = 10
+LIBRARY_CONNECT_TIMEOUT = 30
+
+#: The service's PostgreSQL limits when the operator sets nothing (whole seconds): an exhausted
+#: pool or a slow or locked database answers 503 within seconds instead of holding requests
+#: (eventsourcing waits 30 s for a pooled connection, and PostgreSQL never cancels a statement).
+POSTGRES_DEFAULTS = {
+    # eventsourcing's name; in 9.5.6 it is the wait for a free pooled connection
+    "POSTGRES_CONNECT_TIMEOUT": "2",
+    # ours: PostgreSQL's statement_timeout on the store's connections (postgres_options)
+    "POSTGRES_STATEMENT_TIMEOUT": "5",
+    # PostgreSQL's lock_timeout on the store's connections (postgres_options), and
+    # eventsourcing's ``SET LOCAL lock_timeout`` of its own table-locking inserts
+    "POSTGRES_LOCK_TIMEOUT": "3",
+}
+
+#: The whole-second PostgreSQL settings and the least value each may take.
+POSTGRES_WHOLE_NUMBERS = {
+    "POSTGRES_POOL_SIZE": 1,
+    "POSTGRES_MAX_OVERFLOW": 0,
+    "POSTGRES_CONNECT_TIMEOUT": 1,  # 0 would refuse every connection, even a free one
+    "POSTGRES_STATEMENT_TIMEOUT": 0,  # 0: no timeout
+    "POSTGRES_LOCK_TIMEOUT": 0,  # 0: no timeout
+    "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": 0,  # 0: no timeout
+}
+
+
+def postgres_options(env: Mapping[str, str]) -> str:
+    """The libpq ``options`` that give the store's connections their statement and lock
+    timeouts, e.g. ``-c statement_timeout=5000 -c lock_timeout=3000`` (milliseconds): sent
+    when a connection is made, so they cost no round trip. Only the timeouts ``env`` (a store
+    environment, ``Settings.store_env()``) sets; empty when it sets neither."""
+    options = []
+    for key, setting in (
+        ("POSTGRES_STATEMENT_TIMEOUT", "statement_timeout"),
+        ("POSTGRES_LOCK_TIMEOUT", "lock_timeout"),
+    ):
+        value = (env.get(key) or "").strip()
+        if value:
+            options.append(f"-c {setting}={_whole_number(key, value, 0) * 1000}")
+    return " ".join(options)
+
+
+def _whole_number(key: str, value: str, least: int) -> int:
+    """``value`` of ``key`` as an int of at least ``least``, or a ValueError naming ``key``."""
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = least - 1
+    if number < least:
+        what = "a whole number" if key.endswith(("POOL_SIZE", "MAX_OVERFLOW")) else "whole seconds"
+        msg = f"{key} must be {what}, at least {least}, not {value!r}"
+        raise ValueError(msg)
+    return number
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -79,6 +167,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         postgres.setdefault("POSTGRES_PORT", "5432")
         postgres.setdefault("POSTGRES_USER", "postgres")
         postgres.setdefault("POSTGRES_PASSWORD", "")
+        for key, least in POSTGRES_WHOLE_NUMBERS.items():
+            value = postgres.pop(key, "").strip() or POSTGRES_DEFAULTS.get(key)
+            if value is not None:  # an empty value is as good as unset
+                postgres[key] = str(_whole_number(key, value, least))
         if postgres.get("POSTGRES_ENABLE_DB_FUNCTIONS", "n").strip().lower() in TRUE:
             # eventsourcing 9.5.6's insert function skips the table lock of its plain insert
             # path, so saves can commit out of notification-id order, and a follower of the

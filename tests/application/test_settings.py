@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from application.cases import Acting, Cases
-from application.settings import load_settings
+from application.settings import Settings, StoreLimits, load_settings, postgres_options
 from application.store import CaseStore
 from domain.actor import Actor
 from tests import pg
@@ -38,6 +38,9 @@ def test_postgres_dbname_selects_postgres_with_local_defaults() -> None:
         "POSTGRES_PORT": "5432",
         "POSTGRES_USER": "postgres",
         "POSTGRES_PASSWORD": "",
+        "POSTGRES_CONNECT_TIMEOUT": "2",
+        "POSTGRES_STATEMENT_TIMEOUT": "5",
+        "POSTGRES_LOCK_TIMEOUT": "3",
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
     }
 
@@ -127,6 +130,92 @@ def test_logging_and_redis_defaults() -> None:
         {"ECOCASE_STORE": "popo", "ECOCASE_SECRET": "s", "ECOCASE_REDIS_URL": "redis://x:6379/1"}
     )
     assert redis.redis_url == "redis://x:6379/1"
+
+
+# --- PostgreSQL fails fast ----------------------------------------------------------------
+PG = {"ECOCASE_STORE": "postgres", "ECOCASE_SECRET": "s3cret"}
+
+
+def test_postgres_waits_seconds_by_default_for_a_connection_a_statement_and_a_lock() -> None:
+    settings = load_settings(PG)
+    env = settings.store_env()
+    assert (
+        env["POSTGRES_CONNECT_TIMEOUT"],
+        env["POSTGRES_STATEMENT_TIMEOUT"],
+        env["POSTGRES_LOCK_TIMEOUT"],
+    ) == ("2", "5", "3")
+    assert settings.store_limits() == StoreLimits(
+        pool_wait=2, pool_connections=5 + 10, statement_timeout=5, lock_timeout=3
+    )
+    assert postgres_options(env) == "-c statement_timeout=5000 -c lock_timeout=3000"
+
+
+def test_each_postgres_limit_is_overridden_by_its_own_variable() -> None:
+    settings = load_settings(
+        {
+            **PG,
+            "POSTGRES_CONNECT_TIMEOUT": "7",
+            "POSTGRES_STATEMENT_TIMEOUT": " 0 ",
+            "POSTGRES_LOCK_TIMEOUT": "1",
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "0",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "9",
+        }
+    )
+    env = settings.store_env()
+    assert env["POSTGRES_CONNECT_TIMEOUT"] == "7"
+    assert env["POSTGRES_STATEMENT_TIMEOUT"] == "0"  # PostgreSQL's "no timeout"
+    assert env["POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"] == "9"
+    assert settings.store_limits() == StoreLimits(
+        pool_wait=7, pool_connections=2, statement_timeout=0, lock_timeout=1
+    )
+    assert postgres_options(env) == "-c statement_timeout=0 -c lock_timeout=1000"
+
+
+def test_an_empty_postgres_limit_is_as_good_as_unset() -> None:
+    env = load_settings(
+        {**PG, "POSTGRES_CONNECT_TIMEOUT": "", "POSTGRES_POOL_SIZE": " "}
+    ).store_env()
+    assert env["POSTGRES_CONNECT_TIMEOUT"] == "2"
+    assert "POSTGRES_POOL_SIZE" not in env  # the library's own default applies
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("POSTGRES_CONNECT_TIMEOUT", "0", "whole seconds, at least 1"),
+        ("POSTGRES_CONNECT_TIMEOUT", "2.5", "whole seconds, at least 1"),
+        ("POSTGRES_STATEMENT_TIMEOUT", "5s", "whole seconds, at least 0"),
+        ("POSTGRES_LOCK_TIMEOUT", "-1", "whole seconds, at least 0"),
+        ("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "soon", "whole seconds, at least 0"),
+        ("POSTGRES_POOL_SIZE", "0", "a whole number, at least 1"),
+        ("POSTGRES_MAX_OVERFLOW", "many", "a whole number, at least 0"),
+    ],
+)
+def test_a_bad_postgres_limit_is_refused_naming_its_variable(
+    variable: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{variable} must be {expected}, not '{value}'$"):
+        load_settings({**PG, variable: value})
+
+
+def test_only_a_postgres_store_has_limits_and_a_bare_environment_sets_no_timeouts(
+    tmp_path: Path,
+) -> None:
+    assert load_settings({"ECOCASE_DATA_DIR": str(tmp_path)}).store_limits() is None
+    assert postgres_options(pg.postgres_env("public")) == ""
+    built = Settings(  # as some tests build it: what is unset is the library's default
+        store="postgres",
+        data_dir=tmp_path,
+        postgres_dsn_env={"POSTGRES_DBNAME": "x"},
+        redis_url=None,
+        secret="s",
+        log_format="json",
+        log_level="INFO",
+    )
+    assert built.store_limits() == StoreLimits(
+        pool_wait=30, pool_connections=15, statement_timeout=0, lock_timeout=0
+    )
 
 
 # --- the secret ---------------------------------------------------------------------------
