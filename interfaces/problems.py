@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import re
+import threading
+import weakref
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import msgspec
+import psycopg
+import psycopg.errors
+import psycopg_pool
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from application.cases import WriteContention
+from application.settings import Settings, StoreLimits
 from domain import errors
 
 log = structlog.get_logger("ecocase.http")
@@ -45,6 +52,7 @@ class Problem(msgspec.Struct, omit_defaults=True):
     request_id: str | None = None
     field: str | None = None
     errors: list[FieldError] | None = None
+    reason: str | None = None  # of a 503 store_unavailable: what kept the store from answering
 
 
 def problem(
@@ -53,6 +61,8 @@ def problem(
     title: str,
     detail: str,
     code: str,
+    *,
+    retry_after: int = 1,
     **extra: Any,
 ) -> Response[Problem]:
     body = Problem(
@@ -65,7 +75,7 @@ def problem(
         request_id=request.scope.get("state", {}).get("request_id"),
         **extra,
     )
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": str(retry_after)} if status == 503 else None
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -151,17 +161,185 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
 
 
 def store_unavailable_handler(
-    request: Request[Any, Any, Any], exc: PersistenceError
+    request: Request[Any, Any, Any], exc: PersistenceError | psycopg.Error
 ) -> Response[Problem]:
-    """The event store could not be reached (or no pooled connection was free in time)."""
-    log.warning("store unavailable", error_type=type(exc).__name__)
+    """The event store (or a read model's database) did not answer in time: 503, saying why.
+
+    eventsourcing wraps psycopg's errors in its own (``OperationalError``, ``InterfaceError``)
+    with the original as ``__cause__``; the read models' pools raise psycopg's directly."""
+    outage = store_outage(request, exc)
+    log.warning(
+        "store unavailable",
+        reason=outage.reason,
+        error_type=type(exc).__name__,
+        cause=type(outage.cause).__name__ if outage.cause is not None else None,
+    )
+    detail = outage.detail
+    if request.method not in ("GET", "HEAD", "OPTIONS") and outage.nothing_recorded:
+        detail += "; nothing was recorded, try again"
     return problem(
         request,
         503,
         "Event store unavailable",
-        "the event store did not answer in time; nothing was recorded, try again",
+        detail,
         "store_unavailable",
+        reason=outage.reason,
+        retry_after=outage.retry_after,
     )
+
+
+@dataclass(frozen=True)
+class Outage:
+    """Why the store did not answer: ``reason`` is ``pool_exhausted``, ``timeout``,
+    ``lock_timeout``, ``unreachable`` or ``unavailable``."""
+
+    reason: str
+    detail: str
+    retry_after: int
+    nothing_recorded: bool = True
+    cause: BaseException | None = None
+
+
+def store_outage(request: Request[Any, Any, Any], exc: BaseException) -> Outage:
+    """What kept the store from answering, from the psycopg error behind ``exc`` and the
+    store's limits (``Settings.store_limits``)."""
+    cause = _psycopg_cause(exc)
+    settings = request.app.state.get("settings")
+    limits = settings.store_limits() if isinstance(settings, Settings) else None
+    pool = _store_pool(request) if isinstance(exc, PersistenceError) else None
+    if isinstance(cause, psycopg_pool.PoolTimeout | psycopg_pool.TooManyRequests):
+        return _no_connection(pool, limits, cause)
+    if isinstance(cause, psycopg.errors.QueryCanceled):
+        return Outage(
+            "timeout",
+            f"the event store did not answer within {_seconds(limits, 'statement_timeout')}",
+            retry_after=2,
+            cause=cause,
+        )
+    if isinstance(cause, psycopg.errors.LockNotAvailable):
+        return Outage(
+            "lock_timeout",
+            f"the event store did not answer within {_seconds(limits, 'lock_timeout')}: "
+            "another transaction held a lock it needed",
+            retry_after=2,
+            cause=cause,
+        )
+    if isinstance(cause, psycopg_pool.PoolClosed):
+        return Outage("unavailable", "the event store is closing (the service is stopping)", 5)
+    if cause is not None and _connection_failed(cause):
+        if pool is not None:
+            _SEEN.lost(pool)
+        return Outage(
+            "unreachable",
+            "the event store is unreachable (its connection failed); if this was a write, "
+            "read the project's version before sending it again",
+            retry_after=5,
+            nothing_recorded=False,  # a connection that broke while committing: unknown
+            cause=cause,
+        )
+    what = type(cause).__name__ if cause is not None else type(exc).__name__
+    return Outage("unavailable", f"the event store could not answer ({what})", 1, cause=cause)
+
+
+#: SQLSTATEs of a server that is going away or not taking connections (class 08 aside).
+_SERVER_GOING = frozenset({"57P01", "57P02", "57P03"})  # admin/crash shutdown, cannot connect
+
+
+def _connection_failed(cause: psycopg.Error) -> bool:
+    """The connection itself failed (refused, cut, the server stopping), as opposed to the
+    server refusing one statement: psycopg's own errors carry no SQLSTATE."""
+    state = cause.sqlstate
+    return state is None or state.startswith("08") or state in _SERVER_GOING
+
+
+def _no_connection(
+    pool: psycopg_pool.ConnectionPool[Any] | None, limits: StoreLimits | None, cause: psycopg.Error
+) -> Outage:
+    """The pool gave no connection in time: all were busy, or none could be made."""
+    wait = f"{pool.timeout:g} s" if pool is not None else _seconds(limits, "pool_wait")
+    if pool is not None and _SEEN.cannot_connect(pool):
+        detail = f"the event store is unreachable: no connection could be made within {wait}"
+        return Outage("unreachable", detail, retry_after=5, cause=cause)
+    busy = f" (pool of {pool.max_size} busy)" if pool is not None else ""
+    detail = f"no free connection to the event store within {wait}{busy}"
+    return Outage("pool_exhausted", detail, retry_after=1, cause=cause)
+
+
+def _psycopg_cause(exc: BaseException) -> psycopg.Error | None:
+    """The psycopg error that ``exc`` is or wraps (its ``__cause__``, or ``__context__``)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, psycopg.Error):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _seconds(limits: StoreLimits | None, name: str) -> str:
+    value = getattr(limits, name, 0) if limits is not None else 0
+    return f"{value} s" if value else "the time allowed"
+
+
+def _store_pool(request: Request[Any, Any, Any]) -> psycopg_pool.ConnectionPool[Any] | None:
+    """The event store's connection pool (``app.state.cases.store``), if it is PostgreSQL's."""
+    store = getattr(request.app.state.get("cases"), "store", None)
+    datastore = getattr(getattr(store, "recorder", None), "datastore", None)
+    pool = getattr(datastore, "pool", None)
+    return pool if isinstance(pool, psycopg_pool.ConnectionPool) else None
+
+
+@dataclass
+class _Seen:
+    made: int  # connections the pool made
+    failed: int  # connection attempts that failed
+    cannot_connect: bool
+
+
+class _ConnectVerdicts:
+    """Whether a pool that gave no connection in time could not make one (the database is
+    unreachable) or had every connection in use (busy), from psycopg_pool's counters of
+    connection attempts and failures: unreachable when, since the pool was last looked at,
+    its attempts failed and none succeeded (or a connection broke, :meth:`lost`); as last
+    decided when it made no attempt since. The first look knows only the totals."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: weakref.WeakKeyDictionary[psycopg_pool.ConnectionPool[Any], _Seen] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def cannot_connect(self, pool: psycopg_pool.ConnectionPool[Any]) -> bool:
+        with self._lock:
+            made, failed = self._counts(pool)
+            before = self._seen.get(pool)
+            if before is None:
+                verdict = failed > 0
+            elif made > before.made:
+                verdict = False
+            elif failed > before.failed:
+                verdict = True
+            else:
+                verdict = before.cannot_connect
+            self._seen[pool] = _Seen(made, failed, verdict)
+            return verdict
+
+    def lost(self, pool: psycopg_pool.ConnectionPool[Any]) -> None:
+        """A connection of ``pool`` failed: the database is taken for unreachable until the
+        pool makes a connection again."""
+        with self._lock:
+            made, failed = self._counts(pool)
+            self._seen[pool] = _Seen(made, failed, cannot_connect=True)
+
+    @staticmethod
+    def _counts(pool: psycopg_pool.ConnectionPool[Any]) -> tuple[int, int]:
+        stats = pool.get_stats()
+        failed = stats.get("connections_errors", 0)
+        return stats.get("connections_num", 0) - failed, failed
+
+
+_SEEN = _ConnectVerdicts()
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
@@ -186,5 +364,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: http_error_handler,
     OperationalError: store_unavailable_handler,
     InterfaceError: store_unavailable_handler,
+    psycopg.OperationalError: store_unavailable_handler,  # the read models' own pools
+    psycopg.InterfaceError: store_unavailable_handler,
     Exception: internal_error_handler,
 }
