@@ -66,6 +66,11 @@ class _Save:
         self.done = False
 
 
+def channel_for(schema: str, table: str) -> str:
+    """The NOTIFY channel of one events table (a PostgreSQL identifier: 63 bytes at most)."""
+    return "ecocase_events_" + hashlib.sha256(f"{schema}.{table}".encode()).hexdigest()[:24]
+
+
 def lock_key(schema: str, table: str) -> int:
     """A signed 64-bit advisory-lock key for one events table."""
     digest = hashlib.sha256(f"ecocase-events:{schema}.{table}".encode()).digest()
@@ -111,6 +116,9 @@ class OrderedRecorder(PostgresApplicationRecorder):
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        # The library's channel is the table's name, the same in every schema of a database:
+        # one per schema and table, so that saves elsewhere wake nobody here.
+        self.channel_name = channel_for(datastore.schema, events_table_name)
         table = SQL("{}.{}").format(Identifier(datastore.schema), Identifier(events_table_name))
         self.append_statement = SQL(
             "WITH fence AS MATERIALIZED "

@@ -67,7 +67,10 @@ class ProjectCache:
             self._seen[project_id] = max(version, self._seen.get(project_id, 0))
             self._seen.move_to_end(project_id)
             while len(self._seen) > 4 * self.maxsize:
-                self._seen.popitem(last=False)
+                gone, seen = self._seen.popitem(last=False)
+                held = self._entries.get(gone)
+                if held is not None and held.project.version < seen:
+                    del self._entries[gone]  # its news is forgotten: it must not look current
 
     def all_behind(self) -> None:
         """Every cached project may be behind (what changed is not known): drop them all."""

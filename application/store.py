@@ -25,7 +25,14 @@ from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent, project_aggregate
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import Mapper, Notification, Recording, StoredEvent
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    Mapper,
+    Notification,
+    Recording,
+    StoredEvent,
+)
+from eventsourcing.utils import Environment
 
 from application.coherence import Coherence
 from application.mapper import META, MsgspecMapper, NoTranscoder, chain_hash
@@ -36,6 +43,7 @@ from domain.project import KeyProject
 
 SNAPSHOT_INTERVAL = 50
 PROJECT_CACHE = "ECOCASE_PROJECT_CACHE"
+RECORDER_TOPIC = "application.pg_recorder:OrderedRecorder"
 DEFAULT_PROJECT_CACHE = 1000
 
 
@@ -65,6 +73,13 @@ class CaseStore(Application[UUID]):
         if self.coherence is not None:
             self.coherence.stop()
         super().close()
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory:
+        """On PostgreSQL the recorder is :class:`~application.pg_recorder.OrderedRecorder`
+        unless the environment names another one."""
+        if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+            env.setdefault("APPLICATION_RECORDER_TOPIC", RECORDER_TOPIC)
+        return super().construct_factory(env)
 
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(
@@ -105,7 +120,10 @@ class CaseStore(Application[UUID]):
         if self.cache is not None and notification_ids is not None:
             for aggregate_id, aggregate in processing_event.aggregates.items():
                 if isinstance(aggregate, KeyProject) and aggregate_id in heads:
-                    self.cache.put(aggregate_id, Cached(aggregate, heads[aggregate_id]))
+                    # a copy: the caller keeps the object it saved
+                    self.cache.put(
+                        aggregate_id, Cached(copy.deepcopy(aggregate), heads[aggregate_id])
+                    )
         return recordings
 
     def _chained(
