@@ -141,6 +141,7 @@ class OrderedRecorder(PostgresApplicationRecorder):
         self.event_at_statement = columns + SQL(
             "WHERE originator_id = %s AND originator_version = %s"
         )
+        self._head_statements: dict[str, Any] = {}
         self._queue: list[_Save] = []
         self._writing = False
         self._turn = threading.Condition()
@@ -259,6 +260,44 @@ class OrderedRecorder(PostgresApplicationRecorder):
     def max_notification_id(self) -> int | None:
         head: int | None = PostgresApplicationRecorder.max_notification_id.__wrapped__(self)
         return head
+
+    def head_records(
+        self, snapshots_table: str, originator_id: UUID
+    ) -> tuple[StoredEvent | None, list[StoredEvent]]:
+        """A project's latest snapshot (from ``snapshots_table`` of this schema) and its events
+        after it, in one query: what a load of the project now needs."""
+        statement = self._head_statements.get(snapshots_table)
+        if statement is None:
+            schema = Identifier(self.datastore.schema)
+            statement = SQL(
+                "WITH s AS (SELECT originator_version, topic, state FROM {snapshots} "
+                "WHERE originator_id = %(id)s ORDER BY originator_version DESC LIMIT 1) "
+                "SELECT true AS snapshot, originator_version, topic, state FROM s "
+                "UNION ALL (SELECT false, originator_version, topic, state FROM {table} "
+                "WHERE originator_id = %(id)s "
+                "AND originator_version > COALESCE((SELECT originator_version FROM s), 0) "
+                "ORDER BY originator_version)"
+            ).format(
+                snapshots=SQL("{}.{}").format(schema, Identifier(snapshots_table)),
+                table=SQL("{}.{}").format(schema, Identifier(self.events_table_name)),
+            )
+            self._head_statements[snapshots_table] = statement
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, {"id": originator_id}, prepare=True)
+            rows = curs.fetchall()
+        snapshot, events = None, []
+        for row in rows:
+            stored = StoredEvent(
+                originator_id=originator_id,
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            if row["snapshot"]:
+                snapshot = stored
+            else:
+                events.append(stored)
+        return snapshot, events
 
     def events_after(self, originator_id: UUID, version: int) -> list[StoredEvent]:
         """The project's stored events after ``version``, in order (one prepared query)."""

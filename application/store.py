@@ -23,7 +23,12 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent, project_aggregate
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    project_aggregate,
+)
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import (
     InfrastructureFactory,
@@ -194,7 +199,7 @@ class CaseStore(Application[UUID]):
         generation = cache.generation
         cached = cache.get(project_id)
         if cached is None:
-            cached = Cached(self._reconstruct(project_id, None), head=None)
+            cached = self._load_head(project_id)
             cache.put(project_id, cached, generation)
         elif fresh and not self._coherent(cache, cached):
             cached = self._fastforward(cache, project_id, cached, generation)
@@ -214,6 +219,24 @@ class CaseStore(Application[UUID]):
         """Whether ``cached`` is known to be the stored head (while the LISTEN is in place)."""
         coherence = self.coherence
         return coherence is not None and coherence.live and not cache.is_behind(cached)
+
+    def _load_head(self, project_id: UUID) -> Cached:
+        """The project now with its head hash; on PostgreSQL its latest snapshot and the
+        events after it come in one query."""
+        snapshots = self.snapshots.recorder if self.snapshots is not None else None
+        if not isinstance(self.recorder, OrderedRecorder) or snapshots is None:
+            return Cached(self._reconstruct(project_id, None), head=None)
+        table = getattr(snapshots, "events_table_name", None)
+        if not isinstance(table, str):  # pragma: no cover - the library's PostgreSQL recorder
+            return Cached(self._reconstruct(project_id, None), head=None)
+        snapshot, events = self.recorder.head_records(table, project_id)
+        if snapshot is None and not events:
+            raise AggregateNotFoundError(project_id)
+        records = ([snapshot] if snapshot is not None else []) + events
+        project: object = project_aggregate(None, (self.mapper.to_domain_event(r) for r in records))
+        if not isinstance(project, KeyProject):  # pragma: no cover - one aggregate type
+            raise TypeError(project_id)
+        return Cached(project, chain_hash(events[-1]) if events else None)
 
     def _reconstruct(self, project_id: UUID, version: int | None) -> KeyProject:
         project: object = self.repository.get(project_id, version=version)

@@ -13,9 +13,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 from psycopg import sql
 
+from application.mapper import chain_hash
 from application.pg_recorder import (
     ANY_CHANGE,
     MAX_PAYLOAD,
@@ -344,3 +346,36 @@ def test_a_save_too_large_to_name_its_projects_is_stored_and_notifies_any_change
         assert heard(conn, lambda payload: payload == ANY_CHANGE)
     assert len(recordings) == 300
     assert len(table_ids(store)) == 300
+
+
+# --- a project's head in one query ----------------------------------------------------------
+def test_a_cold_load_gets_the_latest_snapshot_and_the_events_after_it_in_one_query(
+    open_store: Callable[[], CaseStore],
+) -> None:
+    writer = open_store()
+    project = new_project(1)
+    save(writer, project)
+    for k in range(2, 121):  # saved one by one: snapshots at 50 and 100
+        project.add_audit_note(note=f"备注 {k}", today=TODAY)
+        save(writer, project)
+    reader = open_store()  # another process: nothing cached
+    snapshots_table = reader.snapshots.recorder.events_table_name  # type: ignore[union-attr] # snapshotting is on
+    snapshot, events = recorder_of(reader).head_records(snapshots_table, project.id)
+    assert snapshot is not None
+    assert snapshot.originator_version == 100
+    assert [e.originator_version for e in events] == list(range(101, 121))
+    loaded = reader.get_project(project.id)
+    assert loaded.version == 120
+    assert loaded.audit_notes == writer.get_project(project.id, version=120).audit_notes
+    assert reader.cache is not None
+    cached = reader.cache.get(project.id)
+    assert cached is not None
+    assert cached.head == chain_hash(recorder_of(reader).select_events(project.id)[-1])
+
+
+def test_a_cold_load_of_an_unknown_project_is_not_found(
+    open_store: Callable[[], CaseStore],
+) -> None:
+    store = open_store()
+    with pytest.raises(AggregateNotFoundError):
+        store.get_project(uuid.uuid4())
