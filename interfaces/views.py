@@ -314,7 +314,7 @@ class _Made:
     value alive, so an identity is never reused while it is held. Bounded, safe across
     threads."""
 
-    def __init__(self, maxsize: int = 20_000) -> None:
+    def __init__(self, maxsize: int = 4_000) -> None:
         self.maxsize = maxsize
         self._held: OrderedDict[tuple[int, date], tuple[object, Any]] = OrderedDict()
         self._lock = threading.Lock()
