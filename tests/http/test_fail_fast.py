@@ -152,10 +152,14 @@ def test_a_command_on_an_exhausted_pool_answers_503_within_the_wait_then_command
         )
         with running(settings, clock) as (api, store):
             pid = api.register()["id"]
+            api.write(pid, "audit-notes", {"note": "池满前的审计意见"})  # version 2
             with datastore_of(store).get_connection():  # the pool's one connection, busy
                 refused, elapsed = timed(lambda: note(api, pid, "池满时的审计意见"))
                 history, history_elapsed = timed(
                     lambda: api.get(f"/projects/{pid}/history", as_=AUDITOR)
+                )
+                past, past_elapsed = timed(  # a past version: through the snapshots' recorder
+                    lambda: api.get(f"/projects/{pid}", params={"version": 1})
                 )
 
             body = unavailable(refused, "pool_exhausted")
@@ -165,14 +169,15 @@ def test_a_command_on_an_exhausted_pool_answers_503_within_the_wait_then_command
             assert "nothing was recorded" in body["detail"]
             assert refused.headers["Retry-After"] == "1"
             assert 1.5 <= elapsed < 2 + SLACK, elapsed  # one wait, not the library's ten
-            unavailable(history, "pool_exhausted")
-            assert history_elapsed < 2 + SLACK, history_elapsed
+            for read, read_elapsed in ((history, history_elapsed), (past, past_elapsed)):
+                unavailable(read, "pool_exhausted")
+                assert read_elapsed < 2 + SLACK, (read.request.url, read_elapsed)
 
             # released: the next command succeeds, and the refused one left no trace
-            assert api.write(pid, "audit-notes", {"note": "连接释放后的审计意见"})["version"] == 2
+            assert api.write(pid, "audit-notes", {"note": "连接释放后的审计意见"})["version"] == 3
             notes = api.view(pid)["audit_notes"]
-            assert [n["note"] for n in notes] == ["连接释放后的审计意见"], notes
-        assert stored_versions(schema) == [1, 2]
+            assert [n["note"] for n in notes] == ["池满前的审计意见", "连接释放后的审计意见"]
+        assert stored_versions(schema) == [1, 2, 3]
 
 
 # --- (b) a slow or locked database -----------------------------------------------------------
