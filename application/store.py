@@ -101,6 +101,23 @@ class CaseStore(Application[UUID]):
             compressor=self.factory.compressor(),
         )
 
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """``Application.save``, collecting a project's events with a class check: the
+        library's two runtime-Protocol ``isinstance`` checks per object were 3% of a
+        command's Python time. Anything else is collected the library's way."""
+        processing_event = ProcessingEvent[UUID]()
+        for obj in objs:
+            if isinstance(obj, KeyProject):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
+
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         """Stamps every new event with who acted, in which request and the hash of its
         predecessor's stored record, then records exactly the stored events that were hashed.
