@@ -53,6 +53,13 @@ def _version(package: str) -> str:
         return "?"
 
 
+def _server_version(target: PgTarget) -> str:
+    try:
+        return target.server_version()
+    except Exception as e:  # noqa: BLE001 - the report is printed all the same
+        return f"? ({type(e).__name__})"
+
+
 def machine(target: PgTarget, redis_version: str) -> dict[str, Any]:
     mem_kib = _first("/proc/meminfo", "MemTotal").split()[0]
     return {
@@ -61,7 +68,7 @@ def machine(target: PgTarget, redis_version: str) -> dict[str, Any]:
         "ram_gib": round(int(mem_kib) / 1024 / 1024, 1) if mem_kib.isdigit() else None,
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "postgres": target.server_version(),
+        "postgres": _server_version(target),
         "redis": redis_version,
         "eventsourcing": _version("eventsourcing"),
         "granian": _version("granian"),

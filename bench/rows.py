@@ -171,7 +171,7 @@ def latency_rows(results: Results, key: str, sec: str, *, targets: bool) -> list
     lat = results.latency.get(key)
     single = results.latency.get("single")
     raw1 = _raw(results, "1")
-    note = results.errors.get(f"latency {key}", "")
+    note = results.errors.get("latency single" if key == "single" else "scale-out", "")
     if lat is None:
         note = note or "not run"
     what = "commit → notification"
@@ -221,7 +221,7 @@ def memory_rows(results: Results) -> list[Row]:
     rows = []
     for role, label in MEMORY_ROLES:
         found = results.memory.get(role, [])
-        note = "" if found else results.errors.get("memory", "not read")
+        note = "" if found else results.errors.get("latency single", "not read")
         count = f" (max of {len(found)} readings)" if len(found) > 1 else ""
         rss = max((m.rss_mb for m in found), default=None)
         hwm = max((m.hwm_mb for m in found), default=None)

@@ -263,9 +263,10 @@ class Suite:
         try:
             self.attempt("raw baseline", self.raw_baseline)
             self.fresh_schema(self.schema)
-            self.redis_version = self.redis.server_version()
-            self.env = server_env(self.target, self.schema, self.secret, self.redis.claim())
-            _log(f"run {self.run_id}: schema {self.schema}, Redis {self.redis.url}")
+            self.env = server_env(self.target, self.schema, self.secret, None)
+            if self.attempt("redis", self.claim_redis):
+                self.env = server_env(self.target, self.schema, self.secret, self.redis.url)
+            _log(f"run {self.run_id}: schema {self.schema}, Redis {self.env['ECOCASE_REDIS_URL']}")
             for size in self.plan.sizes:
                 if not self.attempt(f"seeding to {size:,}", partial(self.grow, size)):
                     break
@@ -273,9 +274,13 @@ class Suite:
                     keep = size == self.results.largest and kind == self.results.kinds[0]
                     self.attempt(f"HTTP phases {kind} {size:,}",
                                  partial(self.point, size, kind, keep=keep))  # fmt: skip
-            if self.api is not None:
+            if self.api is not None and self.redis.db is not None:
                 self.attempt("latency single", self.pipeline)
                 self.attempt("scale-out", self.scale_out)
+            else:
+                why = "no Redis" if self.redis.db is None else "the largest store's API failed"
+                self.results.errors.setdefault("latency single", f"not run: {why}")
+                self.results.errors.setdefault("scale-out", f"not run: {why}")
             self.stop_all()
             if self.results.seeding:
                 self.attempt("rebuild", self.rebuild)
@@ -288,6 +293,10 @@ class Suite:
         else:
             shutil.rmtree(self.log_dir, ignore_errors=True)
         return self.results
+
+    def claim_redis(self) -> None:
+        self.redis_version = self.redis.server_version()
+        self.redis.claim()
 
     def raw_baseline(self) -> None:
         schema = self.fresh_schema(f"ecocase_bench_{self.run_id}_raw")
@@ -312,8 +321,10 @@ class Suite:
             return
         projects = math.ceil(missing / self.plan.per_project)
         _log(f"seeding {projects:,} projects × {self.plan.per_project} events (to {size:,})")
+        entry["error"] = "failed"  # until it is done
         seeded = seed_parallel(env, self.shape, first_serial=self.next_serial,
                                projects=projects, processes=self.plan.seed_processes)  # fmt: skip
+        del entry["error"]
         self.next_serial += projects
         self.pool.add(seeded.ids)
         views = catch_up_views(env)
@@ -555,6 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sizes:
         plan = replace(plan, sizes=tuple(int(x) for x in args.sizes.split(",")))
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C stops the run (and cleans up) even when started in the background of a script,
+    # where the shell leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.wait_quiet > 0:
         busy = wait_until_quiet(args.wait_quiet)
         _log(f"machine busy {busy:.0%} of a core before the run")
