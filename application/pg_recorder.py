@@ -115,7 +115,33 @@ def parse_payload(payload: str) -> dict[UUID, int] | None:
     return heads
 
 
-class OrderedRecorder(PostgresApplicationRecorder):
+class OnceAggregateRecorder(PostgresAggregateRecorder):
+    """The library's aggregate recorder (the snapshots'), every statement run once."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids: Sequence[int] | None = PostgresAggregateRecorder.insert_events.__wrapped__(
+            self, stored_events, **kwargs
+        )
+        return ids
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        stored: Sequence[StoredEvent] = PostgresAggregateRecorder.select_events.__wrapped__(
+            self, originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+        )
+        return stored
+
+
+class OrderedRecorder(OnceAggregateRecorder, PostgresApplicationRecorder):
     """The application recorder with the one-statement ordered insert (see the module)."""
 
     def __init__(
@@ -161,7 +187,9 @@ class OrderedRecorder(PostgresApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         if kwargs.get("tracking") is not None:  # a process application's save: not ours
-            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            ids: Sequence[int] | None = PostgresApplicationRecorder.insert_events(
+                self, stored_events, **kwargs
+            )
             return ids
         if not stored_events:
             return []
@@ -238,20 +266,6 @@ class OrderedRecorder(PostgresApplicationRecorder):
             return ids
 
     # --- reads, each run once (the library retries them for seconds) ------------------------
-    def select_events(
-        self,
-        originator_id: UUID | str,
-        *,
-        gt: int | None = None,
-        lte: int | None = None,
-        desc: bool = False,
-        limit: int | None = None,
-    ) -> Sequence[StoredEvent]:
-        stored: Sequence[StoredEvent] = PostgresAggregateRecorder.select_events.__wrapped__(
-            self, originator_id, gt=gt, lte=lte, desc=desc, limit=limit
-        )
-        return stored
-
     def select_notifications(
         self,
         start: int | None,

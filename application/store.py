@@ -30,18 +30,21 @@ from eventsourcing.application import (
 )
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import (
+    EventStore,
     InfrastructureFactory,
     Mapper,
     Notification,
     Recording,
     StoredEvent,
 )
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresFactory
 from eventsourcing.utils import Environment
 
 from application.coherence import Coherence
 from application.mapper import META, MsgspecMapper, NoTranscoder, chain_hash
-from application.pg_recorder import OrderedRecorder
+from application.pg_recorder import OnceAggregateRecorder, OrderedRecorder
 from application.project_cache import Cached, ProjectCache
+from application.settings import postgres_options
 from domain.actor import Stamp
 from domain.project import KeyProject
 
@@ -92,7 +95,22 @@ class CaseStore(Application[UUID]):
         unless the environment names another one."""
         if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
             env.setdefault("APPLICATION_RECORDER_TOPIC", RECORDER_TOPIC)
-        return super().construct_factory(env)
+        factory = super().construct_factory(env)
+        options = postgres_options(env)  # the statement and lock timeouts of the settings
+        if options and isinstance(factory, PostgresFactory):  # before its pool opens
+            kwargs = factory.datastore.pool.kwargs
+            if isinstance(kwargs, dict):
+                kwargs["options"] = options
+        return factory
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """The snapshots' recorder on PostgreSQL runs each statement once, as the events'."""
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        if type(recorder) is PostgresAggregateRecorder:
+            recorder = OnceAggregateRecorder(
+                recorder.datastore, events_table_name=recorder.events_table_name
+            )
+        return self.factory.event_store(mapper=self.mapper, recorder=recorder)
 
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(
