@@ -117,11 +117,10 @@ def point_rows(results: Results, size: int, kind: str) -> list[Row]:
     p = results.point(size, kind) or Point(size, kind, error="not run")
     raw1, raw8 = _raw(results, "1"), _raw(results, "8")
     prefix = f"[{kind}] " if len(results.kinds) > 1 else ""
-    sec = f"{prefix}store of {size_label(size)} events" + (
-        f" ({p.head_start:,} → {p.head_end:,} during the phases)"
-        if p.head_start is not None and p.head_end is not None
-        else ""
-    )
+    during = ""
+    if p.head_start is not None and p.head_end is not None:
+        during = f" ({p.head_start:,} → {p.head_end:,} during the phases)"
+    sec = (f"{kind}, " if prefix else "") + f"store of {size_label(size)} events{during}"
     note = p.error or ""
     live, windows = p.rate(LIVE), p.rate(WINDOWS)
     rows = [
