@@ -112,6 +112,28 @@ class Split:
     def server_us_per_request(self) -> float | None:
         return self.server_cpu_s / self.requests * 1e6 if self.requests else None
 
+    def combined(self, name: str) -> LoadResult:
+        """The parts as one phase, for the CPU table: the servers' CPU added up, the client's
+        (one process, the same window) and the machine's taken once, so that "other" leaves
+        every server out."""
+        parts = self.parts
+        pg = [p.postgres_cpu_s for p in parts]
+        machine = [p.machine_cpu_s for p in parts]
+        statuses: dict[int, int] = {}
+        for p in parts:
+            for status, n in p.statuses.items():
+                statuses[status] = statuses.get(status, 0) + n
+        return LoadResult(
+            name=name, clients=sum(p.clients for p in parts), requests=self.requests,
+            errors=self.errors, seconds=self.seconds, rate=self.rate,
+            latency=max((p.latency for p in parts), key=lambda x: x.p50_ms),
+            statuses=statuses, client_cpu_s=max(p.client_cpu_s for p in parts),
+            server_cpu_s=self.server_cpu_s,
+            postgres_cpu_s=None if None in pg else sum(x or 0.0 for x in pg),
+            machine_cpu_s=None if None in machine else max(x or 0.0 for x in machine),
+            bytes_received=sum(p.bytes_received for p in parts),
+        )  # fmt: skip
+
 
 async def split_commands(
     servers: Sequence[Server], token: str, ids: Sequence[str], clients: int, seconds: float

@@ -282,5 +282,7 @@ def phase_list(results: Results) -> Sequence[tuple[str, LoadResult]]:
         for name, r in p.phases.items():
             out.append((f"{p.kind} {size_label(p.size)}: {name}", r))
     if results.scale_out is not None:
-        out += [(f"scale-out: {r.name}", r) for r in results.scale_out.parts]
+        n = len(results.scale_out.parts)
+        out.append((f"scale-out: commands over {n} APIs",
+                    results.scale_out.combined(f"commands, 16 clients over {n} APIs")))  # fmt: skip
     return out
