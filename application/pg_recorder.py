@@ -39,9 +39,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
@@ -117,6 +118,21 @@ def parse_payload(payload: str) -> dict[UUID, int] | None:
 
 class OnceAggregateRecorder(PostgresAggregateRecorder):
     """The library's aggregate recorder (the snapshots'), every statement run once."""
+
+    def create_table(self) -> None:
+        """The library's types, tables and functions, created by one process at a time: two
+        processes starting together met in ``CREATE TYPE`` and ``CREATE OR REPLACE FUNCTION``
+        ("duplicate key", "tuple concurrently updated"). The lock is the schema's, held on a
+        connection of its own (the pool may have just one)."""
+        pool = self.datastore.pool
+        kwargs = dict(cast("dict[str, Any]", pool.kwargs))
+        key = lock_key(self.datastore.schema, "(ddl)")
+        with psycopg.connect(conninfo=str(pool.conninfo), autocommit=True, **kwargs) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any

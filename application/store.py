@@ -37,7 +37,7 @@ from eventsourcing.persistence import (
     Recording,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresFactory
+from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
 
 from application.coherence import Coherence
@@ -104,12 +104,17 @@ class CaseStore(Application[UUID]):
         return factory
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
-        """The snapshots' recorder on PostgreSQL runs each statement once, as the events'."""
-        recorder = self.factory.aggregate_recorder(purpose="snapshots")
-        if type(recorder) is PostgresAggregateRecorder:
-            recorder = OnceAggregateRecorder(
-                recorder.datastore, events_table_name=recorder.events_table_name
-            )
+        """The snapshots' recorder on PostgreSQL runs each statement once, as the events', and
+        creates its table under the schema's lock (the factory's would not)."""
+        factory = self.factory
+        if not isinstance(factory, PostgresFactory):
+            return super().construct_snapshot_store()
+        recorder = OnceAggregateRecorder(
+            datastore=factory.datastore,
+            events_table_name=f"{self.name.lower() or 'stored'}_snapshots",
+        )
+        if factory.env_create_table():
+            recorder.create_table()
         return self.factory.event_store(mapper=self.mapper, recorder=recorder)
 
     def construct_mapper(self) -> Mapper[UUID]:

@@ -379,3 +379,38 @@ def test_a_cold_load_of_an_unknown_project_is_not_found(
     store = open_store()
     with pytest.raises(AggregateNotFoundError):
         store.get_project(uuid.uuid4())
+
+
+def _open_at_once(env: dict[str, str], count: int) -> tuple[list[CaseStore], list[Exception]]:
+    opened: list[CaseStore] = []
+    failed: list[Exception] = []
+    lock = threading.Lock()
+
+    def open_store() -> None:
+        try:
+            store = CaseStore(env=env)
+        except Exception as e:  # noqa: BLE001 - collected and asserted by the caller
+            with lock:
+                failed.append(e)
+        else:
+            with lock:
+                opened.append(store)
+
+    threads = [threading.Thread(target=open_store) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return opened, failed
+
+
+def test_stores_opened_at_the_same_moment_on_a_new_schema_all_open() -> None:
+    """Every CaseStore creates the library's types, tables and functions; six at once on an
+    empty schema used to fail with duplicate-key or "tuple concurrently updated" errors."""
+    for _ in range(3):
+        with pg.fresh_schema() as schema:
+            opened, failed = _open_at_once(pg.postgres_env(schema), 6)
+            for store in opened:
+                store.close()
+            assert failed == []
+            assert len(opened) == 6
