@@ -194,6 +194,16 @@ class OrderedRecorder(OnceAggregateRecorder, PostgresApplicationRecorder):
         self.event_at_statement = rendered(
             columns + SQL("WHERE originator_id = %s AND originator_version = %s")
         )
+        notifications = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
+        ).format(table)
+        order = SQL(" ORDER BY notification_id LIMIT %s")
+        self.notifications_from = rendered(
+            notifications + SQL("WHERE notification_id >= %s") + order
+        )
+        self.notifications_after = rendered(
+            notifications + SQL("WHERE notification_id > %s") + order
+        )
         self._head_statements: dict[str, str] = {}
         self._queue: list[_Save] = []
         self._writing = False
@@ -291,6 +301,20 @@ class OrderedRecorder(OnceAggregateRecorder, PostgresApplicationRecorder):
         *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
+        if start is not None and stop is None and not topics:  # the followers' own question
+            statement = self.notifications_from if inclusive_of_start else self.notifications_after
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(statement, (start, limit), prepare=True)
+                return [
+                    Notification(
+                        id=row["notification_id"],
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                    for row in curs.fetchall()
+                ]
         found: Sequence[Notification] = (
             PostgresApplicationRecorder.select_notifications.__wrapped__(
                 self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start

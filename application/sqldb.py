@@ -84,8 +84,11 @@ class Database:
             self._pool.open(wait=True, timeout=timeout)
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
-        """Commits when the block ends, rolls back if it raises."""
+    def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
+        """Commits when the block ends, rolls back if it raises. ``durable=False``: for writes
+        whose loss in a crash of PostgreSQL is harmless (an attempt count), the commit does
+        not wait for the WAL flush (``synchronous_commit`` off for this transaction only); it
+        is still atomic, and it is lost only with the last moments before such a crash."""
         if self._sqlite is not None:
             with self._lock:
                 raw = self._sqlite.cursor()
@@ -99,6 +102,8 @@ class Database:
             return
         assert self._pool is not None  # noqa: S101 - one of the two is always set
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            if not durable:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
             yield cursor
 
     def query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -253,6 +253,21 @@ class CaseStore(Application[UUID]):
             cached = self._fastforward(cache, project_id, cached, generation)
         return copy.deepcopy(cached.project)
 
+    def project_at(self, project_id: UUID, version: int) -> KeyProject:
+        """The project at ``version``, for a worker handling that version's event: usually
+        the project's latest, so the cache or the head's one query serve it, and only an
+        older version is replayed from its snapshot."""
+        cache = self.cache
+        if cache is not None:
+            generation = cache.generation
+            cached = cache.get(project_id)
+            if cached is None or cached.project.version < version:
+                cached = self._load_head(project_id)
+                cache.put(project_id, cached, generation)
+            if cached.project.version == version:
+                return copy.deepcopy(cached.project)
+        return self._reconstruct(project_id, version)
+
     def cached_project(self, project_id: UUID) -> KeyProject | None:
         """The project now, if that can be told without a query (cached and known to be the
         stored head); a copy. None otherwise."""

@@ -39,15 +39,15 @@ class Tracking:
         return bool(rows)
 
     def count_attempt(self, message_id: str) -> int:
-        """Counts one more attempt of a message and returns the count."""
-        with self.db.transaction() as c:
+        """Counts one more attempt of a message and returns the count. One statement, not
+        waiting for the WAL flush: a count lost in a crash of PostgreSQL only allows one more
+        attempt (BEGIN/INSERT/SELECT/COMMIT with the flush took 750-850 us, this 360-390)."""
+        with self.db.transaction(durable=False) as c:
             c.execute(
                 "INSERT INTO message_attempts (message_id, attempts) VALUES (%s, 1) "
                 "ON CONFLICT (message_id) DO UPDATE "
-                "SET attempts = message_attempts.attempts + 1",
+                "SET attempts = message_attempts.attempts + 1 RETURNING attempts",
                 (message_id,),
             )
-            c.execute("SELECT attempts FROM message_attempts WHERE message_id = %s",
-                      (message_id,))  # fmt: skip
             row = c.fetchone()
         return int(row[0]) if row else 1
