@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -51,6 +53,7 @@ from domain.project import KeyProject
 SNAPSHOT_INTERVAL = 50
 PROJECT_CACHE = "ECOCASE_PROJECT_CACHE"
 RECORDER_TOPIC = "application.pg_recorder:OrderedRecorder"
+RECENT_STATES = 256
 DEFAULT_PROJECT_CACHE = 1000
 
 
@@ -74,6 +77,8 @@ class CaseStore(Application[UUID]):
         size = int(self.env.get(PROJECT_CACHE) or DEFAULT_PROJECT_CACHE)
         self.cache = ProjectCache(size) if size > 0 else None
         self.coherence: Coherence | None = None
+        self._recent: OrderedDict[UUID, KeyProject] = OrderedDict()  # see project_after
+        self._recent_lock = threading.Lock()
 
     def keep_coherent(self) -> bool:
         """On PostgreSQL, listen to every process's saves so that reads of cached projects
@@ -253,20 +258,30 @@ class CaseStore(Application[UUID]):
             cached = self._fastforward(cache, project_id, cached, generation)
         return copy.deepcopy(cached.project)
 
-    def project_at(self, project_id: UUID, version: int) -> KeyProject:
-        """The project at ``version``, for a worker handling that version's event: usually
-        the project's latest, so the cache or the head's one query serve it, and only an
-        older version is replayed from its snapshot."""
-        cache = self.cache
-        if cache is not None:
-            generation = cache.generation
-            cached = cache.get(project_id)
-            if cached is None or cached.project.version < version:
-                cached = self._load_head(project_id)
-                cache.put(project_id, cached, generation)
-            if cached.project.version == version:
-                return copy.deepcopy(cached.project)
-        return self._reconstruct(project_id, version)
+    def project_after(self, event: Any) -> KeyProject:
+        """The project as ``event`` (one of its stored events, decoded) left it, for a worker
+        handling that event: from the state the project's previous event left (workers take
+        a project's events about in order: the event is applied to it), from the cache when
+        the event is the latest, else replayed from its snapshot. A copy."""
+        project_id, version = event.originator_id, event.originator_version
+        with self._recent_lock:
+            before = self._recent.pop(project_id, None)
+        project: KeyProject | None = None
+        if before is not None and before.version == version - 1:
+            project = replay(copy.deepcopy(before), [event])
+        elif before is not None and before.version == version:
+            project = before
+        if project is None and self.cache is not None:
+            cached = self.cache.get(project_id)
+            if cached is not None and cached.project.version == version:
+                project = cached.project
+        if project is None:
+            project = self._reconstruct(project_id, version)
+        with self._recent_lock:
+            self._recent[project_id] = project
+            while len(self._recent) > RECENT_STATES:
+                self._recent.popitem(last=False)
+        return copy.deepcopy(project)
 
     def cached_project(self, project_id: UUID) -> KeyProject | None:
         """The project now, if that can be told without a query (cached and known to be the

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import dramatiq
 import msgspec
@@ -94,7 +93,7 @@ def declare_actors(  # noqa: PLR0915 - each actor sits beside its options
         if not found or found[0].id != notice.notification_id:
             raise EventMissing(f"no event at notification {notice.notification_id}")
         event = ctx.store.mapper.to_domain_event(found[0])
-        project = ctx.store.project_at(UUID(notice.project_id), event.originator_version)
+        project = ctx.store.project_after(event)
         specs = notifications_for(event, project, webhook_targets=ctx.webhook_targets)
         now = datetime.now(tz=UTC)
         with ctx.db.transaction() as cursor:
