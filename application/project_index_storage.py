@@ -342,6 +342,10 @@ _PG_SCHEMA = (
     "INSERT INTO {s}.project_index_tracking VALUES ({name}, 0) ON CONFLICT DO NOTHING",
 )
 
+#: The types of project_index's columns, in COLUMNS order (for a binary COPY).
+_PG_TYPES = ("uuid", "text", "text", "text", "text[]", "text", "bool", "int4", "text[]", "int4",
+             "timestamptz", "timestamptz")  # fmt: skip
+
 
 class PostgresStorage:
     """Tables in the store's database and schema, reached through a small psycopg pool."""
@@ -437,8 +441,11 @@ class PostgresStorage:
             count = 0
             with (
                 conn.cursor() as cur,
-                cur.copy(self._sql("COPY {s}.project_index ({columns}) FROM STDIN")) as copy,
+                cur.copy(
+                    self._sql("COPY {s}.project_index ({columns}) FROM STDIN (FORMAT BINARY)")
+                ) as copy,
             ):
+                copy.set_types(_PG_TYPES)
                 for summary in rows:
                     copy.write_row(self._row(summary))
                     count += 1

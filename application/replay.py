@@ -1,18 +1,20 @@
 """A rebuild's bulk replay on PostgreSQL: the notification log up to a stable head, folded in
 memory into fresh read models and written with COPY.
 
-The log is read through a server-side cursor in batches. Each stored event is decoded once
-(:class:`~application.replay_folds.RecordDecoder`) and folded into the project list and the
-supervision view (:mod:`application.replay_folds`); its audit trail row is streamed into the
-fresh ``audit_trail`` by one binary COPY, committed when the whole log has been read. Then the
-folded rows of the project list and of the supervision view are written with COPY, each with
-its model's position moved from 0 to the head in the same transaction
-(:meth:`~application.project_index_storage.PostgresStorage.load`,
-:meth:`~application.supervision_storage.SupervisionStorage.load`).
+The log is read through a server-side cursor, in batches (the next one fetched while this one
+is folded). Each stored event is decoded once (:class:`~application.replay_folds.RecordDecoder`)
+and folded into the project list and the supervision view (:mod:`application.replay_folds`);
+its audit trail row is streamed into the fresh ``audit_trail`` by one binary COPY. At the end,
+while PostgreSQL takes in the last of the COPY, the folded rows of the project list and of the
+supervision view are written with COPY, each with its model's position moved from 0 to the
+head in the same transaction (:meth:`~application.project_index_storage.PostgresStorage.load`,
+:meth:`~application.supervision_storage.SupervisionStorage.load`); then the audit trail is
+committed.
 
-One process is the right number on this service's 2-core machines: while it decodes and folds,
-PostgreSQL spends about as much CPU again taking in the COPY (the audit trail's five indexes),
-so the replay and the database already keep both cores busy.
+One process: PostgreSQL spends about as much CPU again taking in the COPY (the audit trail has
+five indexes) and reading the log, so on this service's 2-core machines the replay and the
+database already keep both cores busy. (Neither a log split between two processes nor the
+trail's indexes dropped during the COPY and built after it made the replay faster there.)
 
 The replay reads what was committed at or below ``head``; the caller takes the head from
 :func:`application.rebuild.stable_head`, so that no event at or below it can still appear, and
@@ -24,6 +26,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -59,8 +62,8 @@ class Source:
 
 @dataclass
 class Replayed:
-    """A bulk replay: the events it replayed and the seconds spent on reading and decoding
-    them and on each read model (folding and writing)."""
+    """A bulk replay: the events it replayed and the seconds spent reading and decoding them
+    and on each read model (folding and writing)."""
 
     events: int = 0
     read_seconds: float = 0.0
@@ -92,11 +95,6 @@ def replay(
     """Replays the notifications up to ``head`` into the fresh models' empty tables (the
     project list and the supervision view at position 0) and moves the positions of the
     project list and the supervision view to ``head``."""
-    decode = RecordDecoder()
-    folds = IndexFold(), SupervisionFold()
-    audit = AuditRows()
-    replayed = Replayed()
-    seconds = replayed.seconds
     select = sql.SQL(
         "SELECT notification_id, originator_id::text, originator_version, topic, state FROM {} "
         "WHERE notification_id <= %s ORDER BY notification_id"
@@ -105,21 +103,29 @@ def replay(
         sql.Identifier(source.fresh_schema, AUDIT_TABLE),
         sql.SQL(", ").join(map(sql.Identifier, AUDIT_COLUMNS)),
     )
+    decode = RecordDecoder()
+    folds = IndexFold(), SupervisionFold()
+    audit = AuditRows()
+    replayed = Replayed()
+    seconds = replayed.seconds
     with (
         _gc_paused(),
         psycopg.connect(source.conninfo) as reader,
         psycopg.connect(source.conninfo) as writer,
     ):
         with (
+            reader.cursor("replay", binary=True) as cursor,
             writer.cursor() as out,
             out.copy(copy_audit) as copy,
-            reader.cursor("replay", binary=True) as cursor,
+            ThreadPoolExecutor(1, thread_name_prefix="replay-read") as ahead,
         ):
             copy.set_types(AUDIT_TYPES)
             cursor.itersize = batch
             cursor.execute(select, (head,))
             t0 = time.perf_counter()
-            while rows := cursor.fetchmany(batch):
+            fetching = ahead.submit(cursor.fetchmany, batch)
+            while rows := fetching.result():
+                fetching = ahead.submit(cursor.fetchmany, batch)  # read while this is folded
                 records = [(n, decode(pid, version, topic, state))
                            for n, pid, version, topic, state in rows]  # fmt: skip
                 t1 = time.perf_counter()
@@ -137,12 +143,12 @@ def replay(
                 replayed.events += len(rows)
                 done(len(rows))
                 t0 = time.perf_counter()
-        writer.commit()  # the audit trail, as the COPY above wrote it
-        seconds[AUDIT] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        index.load(folds[0].rows(), head)
-        t1 = time.perf_counter()
-        view.load(folds[1].projects(), folds[1].letters(), head)
-        seconds[INDEX] += t1 - t0
-        seconds[SUPERVISION] += time.perf_counter() - t1
+            index.load(folds[0].rows(), head)
+            t1 = time.perf_counter()
+            view.load(folds[1].projects(), folds[1].letters(), head)
+            t2 = time.perf_counter()
+        writer.commit()  # the audit trail, once PostgreSQL has taken in all of the COPY
+    seconds[INDEX] += t1 - t0
+    seconds[SUPERVISION] += t2 - t1
+    seconds[AUDIT] += time.perf_counter() - t2
     return replayed

@@ -33,9 +33,7 @@ from eventsourcing.utils import resolve_topic
 
 from application.audit import summary_zh
 from application.mapper import MsgspecMapper, NoTranscoder
-from application.project_index import summarise
 from application.project_index_storage import ProjectSummary
-from application.supervision import fold
 from application.supervision_storage import IssueRecord, LetterRecord, ProjectRecord
 from domain.actor import Stamp
 from domain.letters import IssueStatus, LetterStatus
@@ -75,8 +73,9 @@ class StampRecord(msgspec.Struct, frozen=True, gc=False):
 def record_type(cls: type[Any]) -> type[msgspec.Struct]:
     """The record of an event class: its fields as the class declares them, ``meta`` (the
     stamp, None when there is none), and the originator id (as text) and version, which the
-    decoder sets from the stored record's columns; its class attribute ``registration`` says
-    whether the class is a KeyProject.Registered."""
+    decoder sets from the stored record's columns. Its class attributes say whether the class
+    is a KeyProject.Registered (``registration``) and whether its events name their project's
+    code and window (``names_project``)."""
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
         (name, hint)
         for name, hint in typing.get_type_hints(cls).items()
@@ -84,11 +83,13 @@ def record_type(cls: type[Any]) -> type[msgspec.Struct]:
         and typing.get_origin(hint) is not typing.ClassVar
         and not isinstance(hint, typing.TypeVar)
     ]
+    flags = {
+        "registration": issubclass(cls, KeyProject.Registered),  # as summarise() tells them
+        "names_project": {"project_code", "window"} <= {f[0] for f in fields},  # as the trail
+    }
     fields += [("meta", StampRecord | None, None), ("originator_id", str, ""),
                ("originator_version", int, 0)]  # fmt: skip
-    registration = issubclass(cls, KeyProject.Registered)  # as summarise() tells them
-    return msgspec.defstruct(cls.__name__, fields, kw_only=True, gc=False,
-                             namespace={"registration": registration})  # fmt: skip
+    return msgspec.defstruct(cls.__name__, fields, kw_only=True, gc=False, namespace=flags)
 
 
 class RecordDecoder:
@@ -176,8 +177,10 @@ class IndexFold:
                 rows[pid] = _Summary(registered, e.originator_version, at)
                 continue
             row = rows.get(pid)
-            if row is None:
-                summarise(None, e)  # logs the event it skips
+            if row is None:  # as summarise() skips it
+                logger.warning(
+                    "project index: %s of unregistered project %s skipped", type(e).__name__, pid
+                )
                 continue
             row.version, row.at = e.originator_version, e.timestamp
             match type(e).__name__:
@@ -246,8 +249,8 @@ class SupervisionFold:
                 projects[pid] = _Project(record, record.status, record.version)
                 continue
             state = projects.get(pid)
-            if state is None:
-                fold(None, e)  # logs the event it skips
+            if state is None:  # as fold() skips it
+                logger.warning("supervision: %s of unregistered project %s skipped", kind, pid)
                 continue
             status = _ISSUE_STATUS.get(kind)
             if status is not None:
@@ -328,7 +331,7 @@ class AuditRows:
         facts, out = self._facts, []
         for notification_id, e in records:
             pid = e.originator_id
-            if hasattr(e, "project_code") and hasattr(e, "window"):
+            if e.names_project:
                 facts[pid] = (str(e.project_code), str(e.window))
             known = facts.get(pid)
             if known is None:

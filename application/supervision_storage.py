@@ -125,6 +125,10 @@ LETTER_COLUMNS = (
     "issued_on", "deadline", "status", "closed_on", "issues", "version",
 )  # fmt: skip
 PROJECT_COLUMNS = ("id", "project_code", "name", "window", "status", "version")
+#: The PostgreSQL types of the columns above, for a binary COPY (:meth:`SupervisionStorage.load`).
+PG_LETTER_TYPES = ("uuid", "text", "text", "text", "text", "text", "date", "date", "text",
+                   "date", "text", "int4")  # fmt: skip
+PG_PROJECT_TYPES = ("uuid", "text", "text", "text", "text", "int4")
 
 
 def _quoted(columns: Sequence[str]) -> str:
@@ -264,14 +268,16 @@ class SupervisionStorage:
             copying = cast(psycopg.Cursor[Any], cur)  # the PostgreSQL Database's cursor
             count = 0
             with copying.copy(
-                f"COPY {self._projects} ({_quoted(PROJECT_COLUMNS)}) FROM STDIN"
+                f"COPY {self._projects} ({_quoted(PROJECT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
+                copy.set_types(PG_PROJECT_TYPES)
                 for p in projects:
                     copy.write_row((p.id, p.project_code, p.name, p.window, p.status, p.version))
                     count += 1
             with copying.copy(
-                f"COPY {self._letters} ({_quoted(LETTER_COLUMNS)}) FROM STDIN"
+                f"COPY {self._letters} ({_quoted(LETTER_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
+                copy.set_types(PG_LETTER_TYPES)
                 for letter in letters:
                     copy.write_row(self._letter_params(letter))
                     count += 1

@@ -691,6 +691,50 @@ def test_an_event_committed_late_below_the_head_is_not_skipped(clock: Clock) -> 
             store.close()
 
 
+def index_definitions(schema: str) -> dict[str, list[str]]:
+    """Every index of ``schema``, by table: its definition, the schema's name taken out."""
+    with pg.connect() as conn:
+        found = conn.execute(
+            "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = %s ORDER BY indexname",
+            (schema,),
+        ).fetchall()
+    definitions: dict[str, list[str]] = {}
+    for table, definition in found:
+        definitions.setdefault(str(table), []).append(str(definition).replace(f"{schema}.", ""))
+    return definitions
+
+
+@pytest.mark.postgres
+def test_the_fresh_tables_have_the_live_ones_indexes(clock: Clock) -> None:
+    """A kept rebuild's tables, filled by the bulk replay's COPY, have every index the live
+    models have."""
+    rng = random.Random(2)  # noqa: S311 - a seeded choice, not cryptography
+    with pg.fresh_postgres_env() as env:
+        store = CaseStore(env=env)
+        try:
+            cases = Cases(store, clock=clock)
+            for n in range(1, 6):
+                pid = register(cases, n, rng)
+                cases.add_audit_note(ACT, pid, note=f"审计备注{n}")
+            process_live(store, env)
+            feed_audit(store, env)
+            report = rebuild(env, store, keep=True)
+            try:
+                assert report.equal, format_report(report)
+                live, fresh = (
+                    index_definitions(env["POSTGRES_SCHEMA"]),
+                    index_definitions(report.location),
+                )
+                live.pop("ecocase_events")
+                live.pop("ecocase_snapshots", None)
+                assert fresh == live
+                assert len(fresh["audit_trail"]) == 5
+            finally:
+                remove_fresh(env, report.location)
+        finally:
+            store.close()
+
+
 @DURABLE
 def test_a_rebuild_that_fails_leaves_no_fresh_tables_even_when_asked_to_keep(
     store_env: dict[str, str], store: CaseStore, cases: Cases, monkeypatch: pytest.MonkeyPatch
