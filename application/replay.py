@@ -126,8 +126,7 @@ def replay(
             fetching = ahead.submit(cursor.fetchmany, batch)
             while rows := fetching.result():
                 fetching = ahead.submit(cursor.fetchmany, batch)  # read while this is folded
-                records = [(n, decode(pid, version, topic, state))
-                           for n, pid, version, topic, state in rows]  # fmt: skip
+                records = decode.batch(rows)
                 t1 = time.perf_counter()
                 folds[0].apply(records)
                 t2 = time.perf_counter()

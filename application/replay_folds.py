@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
@@ -102,17 +102,25 @@ class RecordDecoder:
         self._mapper = MsgspecMapper(transcoder=NoTranscoder())
 
     def __call__(self, originator_id: str, version: int, topic: str, state: bytes) -> Any:
-        decode = self._decoders.get(topic)
-        if decode is None:
-            decode = self._decoders[topic] = self._decoder(topic)
-        try:
-            record = decode(state)
-        except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as e:
-            msg = f"cannot decode stored event {topic} of {originator_id} v{version}: {e}"
-            raise ValueError(msg) from e
-        record.originator_id = originator_id
-        record.originator_version = version
-        return record
+        return self.batch([(0, originator_id, version, topic, state)])[0][1]
+
+    def batch(self, rows: Iterable[tuple[int, str, int, str, bytes]]) -> list[tuple[int, Any]]:
+        """(notification id, record) of each stored event (notification id, originator id,
+        originator version, topic, state)."""
+        decoders, out = self._decoders, []
+        for notification_id, originator_id, version, topic, state in rows:
+            decode = decoders.get(topic)
+            if decode is None:
+                decode = decoders[topic] = self._decoder(topic)
+            try:
+                record = decode(state)
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as e:
+                msg = f"cannot decode stored event {topic} of {originator_id} v{version}: {e}"
+                raise ValueError(msg) from e
+            record.originator_id = originator_id
+            record.originator_version = version
+            out.append((notification_id, record))
+        return out
 
     def _decoder(self, topic: str) -> Callable[[bytes], Any]:
         cls = resolve_topic(topic)
@@ -290,7 +298,8 @@ def _letter_row(p: ProjectRecord, le: _Letter) -> LetterRecord:
 
 def _issue_status(state: _Project, e: Any, status: str) -> None:
     letter = state.letters.get(e.letter_id)
-    if letter is None or all(i[0] != e.issue_id for i in letter.issues):
+    issues = [] if letter is None else [i for i in letter.issues if i[0] == e.issue_id]
+    if letter is None or not issues:
         logger.warning(
             "supervision: %s of unknown issue %s/%s of project %s skipped",
             type(e).__name__,
@@ -299,9 +308,8 @@ def _issue_status(state: _Project, e: Any, status: str) -> None:
             e.originator_id,
         )
         return
-    for issue in letter.issues:
-        if issue[0] == e.issue_id:
-            issue[4] = status
+    for issue in issues:
+        issue[4] = status
     letter.version = e.originator_version
 
 
@@ -340,12 +348,15 @@ class AuditRows:
                     "audit trail"
                 )
                 raise LookupError(msg)
-            stamp, actor = e.meta, e.meta.actor if e.meta else None
-            out.append((
-                notification_id, e.timestamp.astimezone(UTC), pid, known[0], known[1],
-                e.originator_version, type(e).__name__,
-                actor.sub if actor else None, actor.name if actor else None,
-                actor.role if actor else None, actor.unit if actor else None,
-                stamp.request_id if stamp else None, summary_zh(e),
-            ))  # fmt: skip
+            stamp = e.meta
+            if stamp is None:
+                who: tuple[str | None, ...] = _NOBODY
+            else:
+                a = stamp.actor
+                who = (a.sub, a.name, a.role, a.unit, stamp.request_id)
+            out.append((notification_id, e.timestamp.astimezone(UTC), pid, *known,
+                        e.originator_version, type(e).__name__, *who, summary_zh(e)))  # fmt: skip
         return out
+
+
+_NOBODY = (None,) * 5  # actor sub, name, role, unit and request id of an unstamped event
