@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -26,6 +27,7 @@ from psycopg import sql
 from application import replay
 from application.audit import AuditTrail, audit_record, summary_zh
 from application.cases import Acting, Cases
+from application.mapper import META, MsgspecMapper, NoTranscoder
 from application.project_index import ProjectIndex, ProjectSummary, summarise
 from application.rebuild import (
     ModelReport,
@@ -53,6 +55,7 @@ from domain.windows import Window
 from interfaces.cli import main
 from tests import pg
 from tests.application.test_audit import whole_case
+from tests.application.test_upcasting import deploy_gauge_v1, deploy_gauge_v2, forget_gauge_topics
 from tests.conftest import CREDIT_CODE, Clock
 
 DURABLE = pytest.mark.parametrize("store_env", pg.DURABLE_STORES, indirect=True)
@@ -436,6 +439,38 @@ def test_the_bulk_folds_give_the_live_projections_rows_also_over_gaps_in_the_log
     unregistered = next(r for _, r in records if not r.registration)
     with pytest.raises(LookupError, match="has no registration in the audit trail"):
         AuditRows().rows([(1, unregistered)])
+
+
+def test_an_event_of_an_older_class_version_is_upcast_into_its_record() -> None:
+    """Records of classes at a class_version above 1 come through the mapper's upcasting: the
+    same fields, the stamp as the record keeps it."""
+    mapper = MsgspecMapper(transcoder=NoTranscoder())
+    forget_gauge_topics()
+    try:
+        gauge = deploy_gauge_v1()(site="西湖测点")
+        gauge.calibrate(Decimal("1.5"))
+        events = gauge.collect_events()
+        for e in events:
+            object.__setattr__(e, META, Stamp(ADMIN, "req-v1"))
+        stored = [mapper.to_stored_event(e) for e in events]
+        forget_gauge_topics()
+        deploy_gauge_v2()
+        decode = RecordDecoder()
+        for s in stored:
+            event = mapper.to_domain_event(s)
+            record = decode(str(s.originator_id), s.originator_version, s.topic, s.state)
+            assert type(record).__name__ == type(event).__name__
+            fields = set(record.__struct_fields__) - {"meta", "originator_id"}
+            assert {f: getattr(record, f) for f in fields} == {f: getattr(event, f) for f in fields}
+            assert "district" in fields or "unit" in fields  # a version 2 field, upcast
+            assert record.originator_id == str(event.originator_id)
+            assert (record.meta.actor.sub, record.meta.actor.role, record.meta.request_id) == (
+                ADMIN.sub,
+                "admin",
+                "req-v1",
+            )
+    finally:
+        forget_gauge_topics()
 
 
 @DURABLE
