@@ -5,7 +5,9 @@ The three read models are the project list (:mod:`application.project_index`), t
 view (:mod:`application.supervision`) and the audit trail (:mod:`application.audit`). A rebuild
 
 1. creates fresh tables for all three: a new PostgreSQL schema ``<schema>_rebuild_<UTC time>``
-   beside the store's, or new SQLite files in a new folder beside the store's file;
+   beside the store's (its tables UNLOGGED while the rebuild fills them: no WAL, and a crash
+   would only empty them; LOGGED again when the rebuild keeps them), or new SQLite files in a
+   new folder beside the store's file;
 2. replays the notification log from the start into the three fresh models. On PostgreSQL the
    bulk of it, up to the store's :func:`stable_head` when the replay begins, in one pass
    (:mod:`application.replay`): each event decoded once, the three models folded in memory
@@ -562,6 +564,7 @@ class _Place:
     env: dict[str, str]
     location: str
     remove: Callable[[], None]
+    logged: Callable[[bool], None] = lambda _: None  # the fresh tables written with WAL or not
 
 
 def _with(env: Mapping[str, str], app_name: str, key: str, value: str) -> dict[str, str]:
@@ -600,7 +603,20 @@ def _fresh_place(env: Mapping[str, str], app_name: str) -> _Place:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
                     sql.Identifier(schema)))  # fmt: skip
 
-        return _Place(_with(env, app_name, "POSTGRES_SCHEMA", schema), schema, drop)
+        def logged(on: bool) -> None:
+            """Every table of the fresh schema LOGGED or UNLOGGED: written without WAL (and
+            emptied by a crash), as a rebuild's tables can be until it keeps them."""
+            with psycopg.connect(**connect) as conn:
+                tables = conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
+                    (schema,),
+                ).fetchall()
+                for (table,) in tables:
+                    conn.execute(sql.SQL("ALTER TABLE {} SET {}").format(
+                        sql.Identifier(schema, table), sql.SQL("LOGGED" if on else "UNLOGGED")
+                    ))  # fmt: skip
+
+        return _Place(_with(env, app_name, "POSTGRES_SCHEMA", schema), schema, drop, logged)
     if module == "eventsourcing.sqlite":
         dbname = e.get("SQLITE_DBNAME") or ""
         if not dbname or ":memory:" in dbname or "mode=memory" in dbname:
@@ -639,6 +655,7 @@ def rebuild(
     try:
         fresh = _open_models(place.env, store.name)
         try:
+            place.logged(False)  # PostgreSQL: no WAL for the replay's writes
             timing = _Timing()
             counter = _Counter(progress)
             position = _replay(store, place, fresh, timing=timing, counter=counter,
@@ -648,6 +665,8 @@ def rebuild(
         finally:
             for model in fresh:
                 model.close()
+        if keep:
+            place.logged(True)  # kept, the fresh tables are as durable as the live ones
     except BaseException:
         place.remove()  # a failed rebuild leaves nothing behind, kept or not
         raise

@@ -739,11 +739,32 @@ def index_definitions(schema: str) -> dict[str, list[str]]:
     return definitions
 
 
+def persistence(schema: str) -> dict[str, str]:
+    """Each table of ``schema``: "p" (logged, permanent) or "u" (unlogged)."""
+    with pg.connect() as conn:
+        found = conn.execute(
+            "SELECT c.relname, c.relpersistence FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r'",
+            (schema,),
+        ).fetchall()
+    return {str(table): str(kind) for table, kind in found}
+
+
 @pytest.mark.postgres
-def test_the_fresh_tables_have_the_live_ones_indexes(clock: Clock) -> None:
-    """A kept rebuild's tables, filled by the bulk replay's COPY, have every index the live
-    models have."""
+def test_the_fresh_tables_are_unlogged_while_replayed_and_like_the_live_ones_when_kept(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk replay writes the fresh tables without WAL; a kept rebuild's tables are logged
+    again and have every index the live models have."""
     rng = random.Random(2)  # noqa: S311 - a seeded choice, not cryptography
+    while_replayed: list[dict[str, str]] = []
+
+    def spy(source: replay.Source, *args: Any, **kwargs: Any) -> replay.Replayed:
+        while_replayed.append(persistence(source.fresh_schema))
+        return bulk_replay(source, *args, **kwargs)
+
+    monkeypatch.setattr(replay, "replay", spy)
     with pg.fresh_postgres_env() as env:
         store = CaseStore(env=env)
         try:
@@ -756,6 +777,12 @@ def test_the_fresh_tables_have_the_live_ones_indexes(clock: Clock) -> None:
             report = rebuild(env, store, keep=True)
             try:
                 assert report.equal, format_report(report)
+                (replayed,) = while_replayed
+                assert set(replayed.values()) == {"u"}
+                assert "audit_trail" in replayed
+                kept = persistence(report.location)
+                assert kept.keys() == replayed.keys()
+                assert set(kept.values()) == {"p"}
                 live, fresh = (
                     index_definitions(env["POSTGRES_SCHEMA"]),
                     index_definitions(report.location),
