@@ -10,9 +10,10 @@ view (:mod:`application.supervision`) and the audit trail (:mod:`application.aud
    new folder beside the store's file;
 2. replays the notification log from the start into the three fresh models. On PostgreSQL the
    bulk of it, up to the store's :func:`stable_head` when the replay begins, in one pass
-   (:mod:`application.replay`): each event decoded once, the three models folded in memory
-   (:mod:`application.replay_folds`) and written with COPY, the position of each tracked
-   model set to that head in the transaction that writes its rows. Then (and on SQLite, or
+   (:mod:`application.replay`): each event decoded once, the project list and the supervision
+   view folded in memory (:mod:`application.replay_folds`), the audit trail's rows streamed,
+   all written with COPY, the position of each tracked model set to that head in the
+   transaction that writes its rows. Then (and on SQLite, or
    for a store whose payloads are encrypted or compressed, from the start) in batches through
    the models' own folds and exactly-once storages (the three side by side, each in a thread,
    while the next batch is read), re-reading the store's head after every batch until it has
