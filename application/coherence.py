@@ -19,13 +19,12 @@ its insert, and the command is retried on fresh state).
 from __future__ import annotations
 
 import threading
-from typing import Any, cast
 
 import psycopg
 import structlog
 from psycopg.sql import SQL, Identifier
 
-from application.pg_recorder import OrderedRecorder, parse_payload
+from application.pg_recorder import OrderedRecorder, own_connection, parse_payload
 from application.project_cache import ProjectCache
 
 log = structlog.get_logger("ecocase.coherence")
@@ -65,9 +64,7 @@ class Coherence:
                 self._stop.wait(1.0)
 
     def _listen(self) -> None:
-        pool = self._recorder.datastore.pool  # its connection settings, on a connection of our own
-        kwargs = dict(cast("dict[str, Any]", pool.kwargs))
-        with psycopg.connect(conninfo=str(pool.conninfo), autocommit=True, **kwargs) as conn:
+        with own_connection(self._recorder.datastore) as conn:
             conn.execute(SQL("LISTEN {0}").format(Identifier(self._recorder.channel_name)))
             self._cache.all_behind()  # saves before the LISTEN were not heard
             self._live.set()

@@ -53,6 +53,16 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 
 #: At most this many rows in one statement of a group commit.
 MAX_BATCH_ROWS = 500
+#: The topic that names this module's recorder to eventsourcing's factory.
+RECORDER_TOPIC = "application.pg_recorder:OrderedRecorder"
+
+
+def own_connection(datastore: PostgresDatastore) -> psycopg.Connection[Any]:
+    """A connection of its own (not the pool's) with the pool's settings, in autocommit: for
+    a lock or a LISTEN held for long, which must not take one of the pool's."""
+    pool = datastore.pool
+    kwargs = dict(cast("dict[str, Any]", pool.kwargs))
+    return psycopg.connect(conninfo=str(pool.conninfo), autocommit=True, **kwargs)
 
 
 class _Save:
@@ -124,10 +134,8 @@ class OnceAggregateRecorder(PostgresAggregateRecorder):
         processes starting together met in ``CREATE TYPE`` and ``CREATE OR REPLACE FUNCTION``
         ("duplicate key", "tuple concurrently updated"). The lock is the schema's, held on a
         connection of its own (the pool may have just one)."""
-        pool = self.datastore.pool
-        kwargs = dict(cast("dict[str, Any]", pool.kwargs))
         key = lock_key(self.datastore.schema, "(ddl)")
-        with psycopg.connect(conninfo=str(pool.conninfo), autocommit=True, **kwargs) as conn:
+        with own_connection(self.datastore) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             try:
                 super().create_table()
@@ -191,8 +199,10 @@ class OrderedRecorder(OnceAggregateRecorder, PostgresApplicationRecorder):
                 "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
             )
         )
-        self.event_at_statement = rendered(
-            columns + SQL("WHERE originator_id = %s AND originator_version = %s")
+        self.last_at_or_before_statement = rendered(
+            columns
+            + SQL("WHERE originator_id = %s AND originator_version <= %s ")
+            + SQL("ORDER BY originator_version DESC LIMIT 1")
         )
         notifications = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
@@ -292,6 +302,24 @@ class OrderedRecorder(OnceAggregateRecorder, PostgresApplicationRecorder):
             return ids
 
     # --- reads, each run once (the library retries them for seconds) ------------------------
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """The store's two questions (a project's events after a version; its last event at
+        or before one) are prepared statements rendered once; any other goes the library's
+        way, once."""
+        if lte is None and not desc and limit is None:
+            return self._stored(self.events_after_statement, (originator_id, gt or 0))
+        if gt is None and lte is not None and desc and limit == 1:
+            return self._stored(self.last_at_or_before_statement, (originator_id, lte))
+        return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+
     def select_notifications(
         self,
         start: int | None,
@@ -365,14 +393,6 @@ class OrderedRecorder(OnceAggregateRecorder, PostgresApplicationRecorder):
             else:
                 events.append(stored)
         return snapshot, events
-
-    def events_after(self, originator_id: UUID, version: int) -> list[StoredEvent]:
-        """The project's stored events after ``version``, in order (one prepared query)."""
-        return self._stored(self.events_after_statement, (originator_id, version))
-
-    def event_at(self, originator_id: UUID, version: int) -> StoredEvent | None:
-        found = self._stored(self.event_at_statement, (originator_id, version))
-        return found[0] if found else None
 
     def _stored(self, statement: Any, params: tuple[Any, ...]) -> list[StoredEvent]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from application.pg_recorder import RECORDER_TOPIC
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -31,7 +33,7 @@ class Settings:
         if self.store == "postgres":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.postgres",
-                "APPLICATION_RECORDER_TOPIC": "application.pg_recorder:OrderedRecorder",
+                "APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC,
                 **self.postgres_dsn_env,
             }
         if self.store == "sqlite":

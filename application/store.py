@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -42,9 +40,10 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
 
+from application.bounded import Bounded
 from application.coherence import Coherence
 from application.mapper import META, MsgspecMapper, NoTranscoder, chain_hash
-from application.pg_recorder import OnceAggregateRecorder, OrderedRecorder
+from application.pg_recorder import RECORDER_TOPIC, OnceAggregateRecorder, OrderedRecorder
 from application.project_cache import Cached, ProjectCache
 from application.settings import postgres_options
 from domain.actor import Stamp
@@ -52,7 +51,6 @@ from domain.project import KeyProject
 
 SNAPSHOT_INTERVAL = 50
 PROJECT_CACHE = "ECOCASE_PROJECT_CACHE"
-RECORDER_TOPIC = "application.pg_recorder:OrderedRecorder"
 RECENT_STATES = 256
 DEFAULT_PROJECT_CACHE = 1000
 
@@ -77,8 +75,7 @@ class CaseStore(Application[UUID]):
         size = int(self.env.get(PROJECT_CACHE) or DEFAULT_PROJECT_CACHE)
         self.cache = ProjectCache(size) if size > 0 else None
         self.coherence: Coherence | None = None
-        self._recent: OrderedDict[UUID, KeyProject] = OrderedDict()  # see project_after
-        self._recent_lock = threading.Lock()
+        self._recent: Bounded[UUID, KeyProject] = Bounded(RECENT_STATES)  # see project_after
 
     def keep_coherent(self) -> bool:
         """On PostgreSQL, listen to every process's saves so that reads of cached projects
@@ -233,9 +230,6 @@ class CaseStore(Application[UUID]):
         cached = self.cache.get(originator_id) if self.cache is not None else None
         if cached is not None and cached.head and cached.project.version == version - 1:
             return cached.head
-        if isinstance(self.recorder, OrderedRecorder):
-            record = self.recorder.event_at(originator_id, version - 1)
-            return chain_hash(record) if record else ""
         before = self.recorder.select_events(originator_id, lte=version - 1, desc=True, limit=1)
         return chain_hash(before[0]) if before else ""
 
@@ -264,8 +258,7 @@ class CaseStore(Application[UUID]):
         a project's events about in order: the event is applied to it), from the cache when
         the event is the latest, else replayed from its snapshot. A copy."""
         project_id, version = event.originator_id, event.originator_version
-        with self._recent_lock:
-            before = self._recent.pop(project_id, None)
+        before = self._recent.pop(project_id)
         project: KeyProject | None = None
         if before is not None and before.version == version - 1:
             project = replay(copy.deepcopy(before), [event])
@@ -277,10 +270,7 @@ class CaseStore(Application[UUID]):
                 project = cached.project
         if project is None:
             project = self._reconstruct(project_id, version)
-        with self._recent_lock:
-            self._recent[project_id] = project
-            while len(self._recent) > RECENT_STATES:
-                self._recent.popitem(last=False)
+        self._recent.put(project_id, project)
         return copy.deepcopy(project)
 
     def cached_project(self, project_id: UUID) -> KeyProject | None:
@@ -302,19 +292,22 @@ class CaseStore(Application[UUID]):
         """The project now with its head hash; on PostgreSQL its latest snapshot and the
         events after it come in one query."""
         snapshots = self.snapshots.recorder if self.snapshots is not None else None
-        if not isinstance(self.recorder, OrderedRecorder) or snapshots is None:
+        if not isinstance(self.recorder, OrderedRecorder) or not isinstance(
+            snapshots, OnceAggregateRecorder
+        ):
             return Cached(self._reconstruct(project_id, None), head=None)
-        table = getattr(snapshots, "events_table_name", None)
-        if not isinstance(table, str):  # pragma: no cover - the library's PostgreSQL recorder
-            return Cached(self._reconstruct(project_id, None), head=None)
-        snapshot, events = self.recorder.head_records(table, project_id)
+        snapshot, events = self.recorder.head_records(snapshots.events_table_name, project_id)
         if snapshot is None and not events:
             raise AggregateNotFoundError(project_id)
         records = ([snapshot] if snapshot is not None else []) + events
-        project = replay(None, (self.mapper.to_domain_event(r) for r in records))
+        return Cached(self._replayed(None, records), chain_hash(events[-1]) if events else None)
+
+    def _replayed(self, start: KeyProject | None, records: Iterable[StoredEvent]) -> KeyProject:
+        """``start`` (None: from nothing) with the stored ``records`` decoded and applied."""
+        project = replay(start, (self.mapper.to_domain_event(r) for r in records))
         if not isinstance(project, KeyProject):  # pragma: no cover - one aggregate type
-            raise TypeError(project_id)
-        return Cached(project, chain_hash(events[-1]) if events else None)
+            raise TypeError(records)
+        return project
 
     def _reconstruct(self, project_id: UUID, version: int | None) -> KeyProject:
         project: object = self.repository.get(project_id, version=version, projector_func=replay)
@@ -325,19 +318,10 @@ class CaseStore(Application[UUID]):
     def _fastforward(
         self, cache: ProjectCache, project_id: UUID, cached: Cached, generation: int
     ) -> Cached:
-        version = cached.project.version
-        if isinstance(self.recorder, OrderedRecorder):
-            after = self.recorder.events_after(project_id, version)
-        else:
-            after = list(self.recorder.select_events(project_id, gt=version))
+        after = self.recorder.select_events(project_id, gt=cached.project.version)
         if not after:
             return cached
-        project = replay(
-            copy.deepcopy(cached.project), (self.mapper.to_domain_event(s) for s in after)
-        )
-        if not isinstance(project, KeyProject):  # pragma: no cover - one aggregate type
-            raise TypeError(project_id)
-        fresh = Cached(project, chain_hash(after[-1]))
+        fresh = Cached(self._replayed(copy.deepcopy(cached.project), after), chain_hash(after[-1]))
         cache.put(project_id, fresh, generation)
         return fresh
 

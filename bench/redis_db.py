@@ -66,19 +66,25 @@ class RedisDb:
         if self.db is None:
             return 0
         client = self._client(self.db)
-        deleted = 0
         try:
-            batch: list[bytes] = []
-            for key in client.scan_iter(match=f"{NAMESPACE}:*", count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
-                    deleted += int(client.delete(*batch))
-                    batch = []
-            if batch:
-                deleted += int(client.delete(*batch))
+            deleted = delete_matching(client, f"{NAMESPACE}:*")
             if client.get(CLAIM_KEY) == self.run_id.encode():
                 deleted += int(client.delete(CLAIM_KEY))
         finally:
             client.close()
         self.db = None
         return deleted
+
+
+def delete_matching(client: redis.Redis, pattern: str) -> int:
+    """Every key matching ``pattern`` (SCAN + DEL in batches, never FLUSH); how many went."""
+    deleted = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            deleted += int(client.delete(*batch))
+            batch = []
+    if batch:
+        deleted += int(client.delete(*batch))
+    return deleted

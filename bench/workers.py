@@ -68,6 +68,7 @@ from application.settings import Settings, load_settings
 from application.sqldb import Database, open_database
 from application.store import CaseStore
 from bench.baseline import PgTarget, RawResult, create_schema, drop_schema, raw_inserts
+from bench.redis_db import delete_matching
 from bench.report import Row, _grid, fmt
 from bench.stats import (
     Latency,
@@ -638,19 +639,10 @@ def enqueue_rate(url: str, namespace: str, seconds: float) -> tuple[float, int]:
 def delete_namespace(url: str, namespace: str) -> int:
     """Every key of the run's namespace (SCAN + DEL, never FLUSH)."""
     client = redis.Redis.from_url(url, socket_timeout=10)
-    deleted = 0
     try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{namespace}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                deleted += int(client.delete(*batch))
-                batch = []
-        if batch:
-            deleted += int(client.delete(*batch))
+        return delete_matching(client, f"{namespace}:*")
     finally:
         client.close()
-    return deleted
 
 
 def queue_length(url: str, namespace: str, queue_name: str) -> int:

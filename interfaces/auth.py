@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.middleware.authentication import AuthenticationResult
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
+from application.bounded import Bounded
 from domain.actor import Actor, Role
 from domain.windows import Window
 
@@ -38,31 +37,22 @@ class VerifiedTokens:
     CPU (PyJWT, pure Python). Bounded; the oldest go first."""
 
     def __init__(self, maxsize: int = 4096) -> None:
-        self.maxsize = maxsize
-        self._held: OrderedDict[tuple[str, str], tuple[float, AuthenticationResult]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._held: Bounded[tuple[str, str], tuple[float, AuthenticationResult]] = Bounded(maxsize)
 
     def get(self, secret: str, encoded: str) -> AuthenticationResult | None:
         """The result of the check of ``encoded`` under ``secret``, if it is still valid."""
-        key = (secret, encoded)
-        with self._lock:
-            held = self._held.get(key)
-            if held is None:
-                return None
-            if held[0] <= time.time():
-                del self._held[key]
-                return None
-            self._held.move_to_end(key)
-            return held[1]
+        held = self._held.get((secret, encoded))
+        if held is None:
+            return None
+        if held[0] <= time.time():
+            self._held.pop((secret, encoded))
+            return None
+        return held[1]
 
     def put(self, secret: str, encoded: str, result: AuthenticationResult) -> None:
         token = result.auth
-        if not isinstance(token, Token):  # pragma: no cover - JWTAuth gives Tokens
-            return
-        with self._lock:
-            self._held[(secret, encoded)] = (token.exp.timestamp(), result)
-            while len(self._held) > self.maxsize:
-                self._held.popitem(last=False)
+        if isinstance(token, Token):  # JWTAuth gives Tokens
+            self._held.put((secret, encoded), (token.exp.timestamp(), result))
 
 
 class CachingJWTMiddleware(JWTAuthenticationMiddleware):

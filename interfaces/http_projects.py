@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
-from collections import OrderedDict
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, cast
 from uuid import UUID
@@ -19,6 +17,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from application.bounded import Bounded
 from application.cases import SHANGHAI, Acting, Cases
 from application.project_index import ProjectIndex
 from domain import access, errors
@@ -86,22 +85,14 @@ class _EncodedViews:
     cases), and building and encoding its view was a third of such a read. Bounded."""
 
     def __init__(self, maxsize: int = 1000) -> None:
-        self.maxsize = maxsize
-        self._held: OrderedDict[tuple[UUID, int, date], bytes] = OrderedDict()
-        self._lock = threading.Lock()
+        self._held: Bounded[tuple[UUID, int, date], bytes] = Bounded(maxsize)
 
     def response(self, project: KeyProject, today: date) -> Response[ProjectView]:
         key = (project.id, project.version, today)
-        with self._lock:
-            body = self._held.get(key)
-            if body is not None:
-                self._held.move_to_end(key)
+        body = self._held.get(key)
         if body is None:
             body = _encode(project_view(project, today))
-            with self._lock:
-                self._held[key] = body
-                while len(self._held) > self.maxsize:
-                    self._held.popitem(last=False)
+            self._held.put(key, body)
         headers = {"ETag": f'"{project.version}"'}
         answer = Response(body, media_type=MediaType.JSON, headers=headers)
         return cast("Response[ProjectView]", answer)  # the body is a ProjectView, encoded

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
 import msgspec
 
+from application.bounded import Bounded
 from application.cases import SHANGHAI, HistoryEntry
 from application.project_index import ProjectSummary
 from domain.intervention import CheckStatus, ProgressCheck
@@ -315,23 +314,16 @@ class _Made:
     threads."""
 
     def __init__(self, maxsize: int = 4_000) -> None:
-        self.maxsize = maxsize
-        self._held: OrderedDict[tuple[int, date], tuple[object, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._held: Bounded[tuple[int, date], tuple[object, Any]] = Bounded(maxsize)
 
     def of(self, value: D, today: date, make: Callable[[D, date], V]) -> V:
         key = (id(value), today)
-        with self._lock:
-            held = self._held.get(key)
-            if held is not None and held[0] is value:
-                self._held.move_to_end(key)
-                made: V = held[1]
-                return made
+        held = self._held.get(key)
+        if held is not None and held[0] is value:
+            made: V = held[1]
+            return made
         view = make(value, today)
-        with self._lock:
-            self._held[key] = (value, view)
-            while len(self._held) > self.maxsize:
-                self._held.popitem(last=False)
+        self._held.put(key, (value, view))
         return view
 
 
