@@ -31,7 +31,7 @@ from interfaces.dashboard import DASHBOARD_ROUTES, TEMPLATES
 from interfaces.http_audit import AuditController
 from interfaces.http_integrity import project_integrity_check
 from interfaces.http_notifications import list_notifications
-from interfaces.http_projects import ProjectController
+from interfaces.http_projects import CachedReads, ProjectController
 from interfaces.http_service import ROUTES
 from interfaces.http_supervision import SupervisionController
 from interfaces.logs import configure_logging
@@ -149,6 +149,8 @@ def create_app(
         debug=False,
     )
     # Outermost, around Litestar's own exception handling, so that every response (401s and
-    # unknown routes too) carries the request id and gets its access-log line.
-    app.asgi_handler = request_context(app.asgi_handler)
+    # unknown routes too) carries the request id and gets its access-log line; reads of
+    # known projects by a known token are answered there, before Litestar.
+    app.state.cached_reads = CachedReads(app, settings.secret)
+    app.asgi_handler = request_context(app.asgi_handler, app.state.cached_reads)
     return app
