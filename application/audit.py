@@ -457,6 +457,13 @@ class AuditTrail:
     def record(self, cursor: Cursor, record: AuditRecord) -> bool:
         """Inserts ``record`` in the caller's transaction; False (and nothing changes) when its
         notification id is recorded already."""
+        self.insert(cursor, record)
+        return cursor.rowcount == 1
+
+    def insert(self, cursor: Cursor, record: AuditRecord) -> None:
+        """Inserts ``record`` in the caller's transaction unless its notification id is
+        recorded already (then nothing changes); for transactions that cannot tell a row
+        count (``Database.writes``)."""
         if record.recorded_at.utcoffset() is None:
             msg = f"recorded_at of notification {record.notification_id} has no time zone"
             raise ValueError(msg)
@@ -478,7 +485,6 @@ class AuditTrail:
                 record.summary,
             ),
         )
-        return cursor.rowcount == 1
 
     def known_project(self, cursor: Cursor, project_id: UUID) -> tuple[str, str] | None:
         """The project code and window already recorded for ``project_id`` (by its earlier

@@ -206,11 +206,13 @@ class Notifications:
             return []
         at = self._time(now)
         keys: list[str] = []
+        unique: list[NotificationSpec] = []
         for spec in specs:
             key = notification_key(notification_id, spec.recipient, spec.channel)
             if key in keys:
                 continue
             keys.append(key)
+            unique.append(spec)
             inbox = spec.channel is Channel.INBOX
             cursor.execute(
                 f"INSERT INTO notifications ({_COLUMNS}, updated_at) "  # noqa: S608 - fixed text
@@ -233,10 +235,14 @@ class Notifications:
                     at,
                 ),
             )
+        to_deliver = [k for k, spec in zip(keys, unique, strict=True)
+                      if spec.channel is not Channel.INBOX]  # fmt: skip
+        if not to_deliver:  # the inbox is delivered by being stored
+            return []
         cursor.execute(
-            f"SELECT key FROM notifications WHERE key IN ({_marks(len(keys))}) "  # noqa: S608
-            f"AND channel <> %s AND state IN (%s, %s)",
-            (*keys, str(Channel.INBOX), *map(str, UNFINISHED)),
+            f"SELECT key FROM notifications WHERE key IN ({_marks(len(to_deliver))}) "  # noqa: S608
+            f"AND state IN (%s, %s)",
+            (*to_deliver, *map(str, UNFINISHED)),
         )
         unfinished = {r[0] for r in cursor.fetchall()}
         return [k for k in keys if k in unfinished]

@@ -214,7 +214,7 @@ class OrderedRecorder(OnceAggregateRecorder, PostgresApplicationRecorder):
         self.notifications_after = rendered(
             notifications + SQL("WHERE notification_id > %s") + order
         )
-        self._head_statements: dict[str, str] = {}
+        self._head_statements: dict[tuple[str, bool], str] = {}
         self._queue: list[_Save] = []
         self._writing = False
         self._turn = threading.Condition()
@@ -355,30 +355,38 @@ class OrderedRecorder(OnceAggregateRecorder, PostgresApplicationRecorder):
         return head
 
     def head_records(
-        self, snapshots_table: str, originator_id: UUID
+        self, snapshots_table: str, originator_id: UUID, lte: int | None = None
     ) -> tuple[StoredEvent | None, list[StoredEvent]]:
         """A project's latest snapshot (from ``snapshots_table`` of this schema) and its events
-        after it, in one query: what a load of the project now needs."""
-        statement = self._head_statements.get(snapshots_table)
+        after it, in one query: what a load of the project now needs; with ``lte``, the same
+        as of that version (the snapshot and events at or before it)."""
+        key = (snapshots_table, lte is not None)
+        statement = self._head_statements.get(key)
         if statement is None:
             schema = Identifier(self.datastore.schema)
+            upto = SQL(" AND originator_version <= %(lte)s" if lte is not None else "")
             statement = rendered(
                 SQL(
                     "WITH s AS (SELECT originator_version, topic, state FROM {snapshots} "
-                    "WHERE originator_id = %(id)s ORDER BY originator_version DESC LIMIT 1) "
+                    "WHERE originator_id = %(id)s{upto} ORDER BY originator_version DESC "
+                    "LIMIT 1) "
                     "SELECT true AS snapshot, originator_version, topic, state FROM s "
                     "UNION ALL (SELECT false, originator_version, topic, state FROM {table} "
-                    "WHERE originator_id = %(id)s "
+                    "WHERE originator_id = %(id)s{upto} "
                     "AND originator_version > COALESCE((SELECT originator_version FROM s), 0) "
                     "ORDER BY originator_version)"
                 ).format(
                     snapshots=SQL("{}.{}").format(schema, Identifier(snapshots_table)),
                     table=SQL("{}.{}").format(schema, Identifier(self.events_table_name)),
+                    upto=upto,
                 )
             )
-            self._head_statements[snapshots_table] = statement
+            self._head_statements[key] = statement
+        params: dict[str, Any] = {"id": originator_id}
+        if lte is not None:
+            params["lte"] = lte
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, {"id": originator_id}, prepare=True)
+            curs.execute(statement, params, prepare=True)
             rows = curs.fetchall()
         snapshot, events = None, []
         for row in rows:

@@ -55,6 +55,29 @@ class _SQLiteCursor:
         return self._c.fetchall()
 
 
+class _DeferredWrites:
+    """The cursor of :meth:`Database.writes` on PostgreSQL: it keeps the statements."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, Sequence[Any]]] = []
+
+    @property
+    def rowcount(self) -> int:
+        msg = "a statement's row count is not known in Database.writes()"
+        raise TypeError(msg)
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> _DeferredWrites:
+        self.statements.append((query, tuple(params)))
+        return self
+
+    def fetchone(self) -> Any:
+        msg = "nothing can be read in Database.writes(): use Database.transaction()"
+        raise TypeError(msg)
+
+    def fetchall(self) -> list[Any]:
+        return [self.fetchone()]
+
+
 class Database:
     """One transaction at a time per call of :meth:`transaction`; safe across threads."""
 
@@ -90,15 +113,8 @@ class Database:
         not wait for the WAL flush (``synchronous_commit`` off for this transaction only); it
         is still atomic, and it is lost only with the last moments before such a crash."""
         if self._sqlite is not None:
-            with self._lock:
-                raw = self._sqlite.cursor()
-                raw.execute("BEGIN IMMEDIATE")
-                try:
-                    yield _SQLiteCursor(raw)
-                except BaseException:
-                    raw.execute("ROLLBACK")
-                    raise
-                raw.execute("COMMIT")
+            with self._sqlite_transaction() as cursor:
+                yield cursor
             return
         assert self._pool is not None  # noqa: S101 - one of the two is always set
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
@@ -106,17 +122,57 @@ class Database:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
             yield cursor
 
+    @contextmanager
+    def writes(self) -> Iterator[Cursor]:
+        """A transaction of writes only, sent when the block ends: on PostgreSQL all its
+        statements go in one round trip, as one query string (which the server runs as one
+        transaction: all of them or, if one fails, none), instead of BEGIN, each statement
+        and COMMIT. Nothing can be read in it, and a statement's row count is not known."""
+        if self._sqlite is not None:
+            with self._sqlite_transaction() as cursor:
+                yield cursor
+            return
+        assert self._pool is not None  # noqa: S101 - one of the two is always set
+        deferred = _DeferredWrites()
+        yield deferred
+        if not deferred.statements:
+            return
+        with self._pool.connection() as conn:
+            client = psycopg.ClientCursor(conn)
+            text = ";\n".join(client.mogrify(q, p) for q, p in deferred.statements)
+            client.execute(text)
+
+    @contextmanager
+    def _sqlite_transaction(self) -> Iterator[Cursor]:
+        assert self._sqlite is not None  # noqa: S101 - the caller checked
+        with self._lock:
+            raw = self._sqlite.cursor()
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteCursor(raw)
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+
     def query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Rows of one SELECT, in its own transaction."""
-        with self.transaction() as cursor:
-            cursor.execute(query, params)
-            return cursor.fetchall()
+        """Rows of one statement, in its own transaction (on PostgreSQL the statement alone,
+        in autocommit: one round trip instead of BEGIN, the statement and COMMIT)."""
+        if self._pool is None:
+            with self.transaction() as cursor:
+                cursor.execute(query, params)
+                return cursor.fetchall()
+        with self._pool.connection() as conn:
+            return conn.execute(query, params).fetchall()
 
     def run(self, statement: str, params: Sequence[Any] = ()) -> int:
         """One statement that returns no rows, in its own transaction; the row count."""
-        with self.transaction() as cursor:
-            cursor.execute(statement, params)
-            return cursor.rowcount
+        if self._pool is None:
+            with self.transaction() as cursor:
+                cursor.execute(statement, params)
+                return cursor.rowcount
+        with self._pool.connection() as conn:
+            return conn.execute(statement, params).rowcount
 
     def setup(self, name: str, statements: Sequence[str]) -> None:
         """Creates tables and indexes once; two processes starting together do not race."""

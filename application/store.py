@@ -291,12 +291,23 @@ class CaseStore(Application[UUID]):
     def _load_head(self, project_id: UUID) -> Cached:
         """The project now with its head hash; on PostgreSQL its latest snapshot and the
         events after it come in one query."""
+        loaded = self._load_one_query(project_id, None)
+        if loaded is None:
+            return Cached(self._reconstruct(project_id, None), head=None)
+        return loaded
+
+    def _load_one_query(self, project_id: UUID, version: int | None) -> Cached | None:
+        """The project at ``version`` (None: now) with the hash of its last event, from its
+        latest snapshot at or before it and the events after it, in one query; None where the
+        recorders cannot do that (SQLite, POPO)."""
         snapshots = self.snapshots.recorder if self.snapshots is not None else None
         if not isinstance(self.recorder, OrderedRecorder) or not isinstance(
             snapshots, OnceAggregateRecorder
         ):
-            return Cached(self._reconstruct(project_id, None), head=None)
-        snapshot, events = self.recorder.head_records(snapshots.events_table_name, project_id)
+            return None
+        snapshot, events = self.recorder.head_records(
+            snapshots.events_table_name, project_id, lte=version
+        )
         if snapshot is None and not events:
             raise AggregateNotFoundError(project_id)
         records = ([snapshot] if snapshot is not None else []) + events
@@ -310,6 +321,9 @@ class CaseStore(Application[UUID]):
         return project
 
     def _reconstruct(self, project_id: UUID, version: int | None) -> KeyProject:
+        loaded = self._load_one_query(project_id, version)
+        if loaded is not None:
+            return loaded.project
         project: object = self.repository.get(project_id, version=version, projector_func=replay)
         if not isinstance(project, KeyProject):  # pragma: no cover - one aggregate type
             raise TypeError(project_id)

@@ -18,7 +18,7 @@ import structlog
 from dramatiq.middleware import CurrentMessage
 
 from application.audit import audit_record
-from application.notification_rules import notifications_for
+from application.notification_rules import Channel, notifications_for
 from application.notifications import DeliveryInFlight
 from application.warning_scan import scan_warnings
 from domain.errors import DomainError
@@ -96,19 +96,21 @@ def declare_actors(  # noqa: PLR0915 - each actor sits beside its options
         project = ctx.store.project_after(event)
         specs = notifications_for(event, project, webhook_targets=ctx.webhook_targets)
         now = datetime.now(tz=UTC)
-        with ctx.db.transaction() as cursor:
-            first = ctx.tracking.claim(cursor, notice.notification_id)
-            if first:
-                ctx.audit.record(cursor, audit_record(
-                    notice.notification_id, event, project_code=project.project_code,
-                    window=str(project.window),
-                ))  # fmt: skip
-                keys = ctx.notifications.add(
-                    cursor, notification_id=notice.notification_id, project_id=project.id,
-                    window=str(project.window), specs=specs, now=now,
-                )  # fmt: skip
-        if not first:  # a redelivery: resend only what is not delivered yet
-            keys = ctx.notifications.undelivered(notice.notification_id)
+        # One transaction; a redelivered event inserts nothing (every row is written with
+        # ON CONFLICT DO NOTHING), and its notifications still undelivered come back from
+        # add() as for a first delivery. When every notification is an inbox one, add()
+        # reads nothing, so the whole transaction goes in one round trip (db.writes()).
+        inbox_only = all(spec.channel is Channel.INBOX for spec in specs)
+        with ctx.db.writes() if inbox_only else ctx.db.transaction() as cursor:
+            ctx.tracking.mark_applied(cursor, notice.notification_id)
+            ctx.audit.insert(cursor, audit_record(
+                notice.notification_id, event, project_code=project.project_code,
+                window=str(project.window),
+            ))  # fmt: skip
+            keys = ctx.notifications.add(
+                cursor, notification_id=notice.notification_id, project_id=project.id,
+                window=str(project.window), specs=specs, now=now,
+            )  # fmt: skip
         for key in keys:
             actors.deliver.send(key)
 

@@ -373,6 +373,39 @@ def test_a_cold_load_gets_the_latest_snapshot_and_the_events_after_it_in_one_que
     assert cached.head == chain_hash(recorder_of(reader).select_events(project.id)[-1])
 
 
+@pytest.mark.parametrize("version", [1, 49, 50, 51, 100, 119, 120, 500])
+def test_a_past_version_loads_in_one_query_as_the_library_replays_it(
+    open_store: Callable[[], CaseStore], version: int
+) -> None:
+    """A past version (a worker's project at an event, ``?version=``) comes from the latest
+    snapshot at or before it and the events after it up to it: the same project as the
+    library's repository gives, around the snapshots at 50 and 100 and past the head."""
+    writer = open_store()
+    project = new_project(1)
+    save(writer, project)
+    for k in range(2, 121):
+        project.add_audit_note(note=f"备注 {k}", today=TODAY)
+        save(writer, project)
+    reader = open_store()
+    snapshots_table = reader.snapshots.recorder.events_table_name  # type: ignore[union-attr] # snapshotting is on
+    snapshot, events = recorder_of(reader).head_records(snapshots_table, project.id, lte=version)
+    assert snapshot is None or snapshot.originator_version <= version
+    assert all(e.originator_version <= version for e in events)
+    loaded = reader.get_project(project.id, version=version)
+    by_library = reader.repository.get(project.id, version=version)
+    assert loaded.version == by_library.version == min(version, 120)
+    assert loaded.audit_notes == by_library.audit_notes
+    assert len(loaded.audit_notes) == min(version, 120) - 1
+
+
+def test_version_zero_of_a_project_is_not_found(open_store: Callable[[], CaseStore]) -> None:
+    store = open_store()
+    project = new_project(1)
+    save(store, project)
+    with pytest.raises(AggregateNotFoundError):
+        store.get_project(project.id, version=0)
+
+
 def test_a_cold_load_of_an_unknown_project_is_not_found(
     open_store: Callable[[], CaseStore],
 ) -> None:
