@@ -2,10 +2,12 @@
 
 Every backend keeps the rows (``project_index``) and the tracking position, the last applied
 notification id (``project_index_tracking``), side by side, and applies a batch of events in
-ONE transaction: it locks the position, skips events at or below it, folds the rest into the
-rows, writes them and advances the position only from the value it locked. A batch that was
-applied already changes nothing, and two followers racing on one view serialise on the lock,
-so every event is applied exactly once.
+ONE transaction: it skips events at or below the position, folds the rest into the rows,
+writes them and advances the position only from the value it read. POPO and SQLite lock the
+position first; PostgreSQL reads it with the rows and checks it in the one statement that
+writes (:class:`PostgresStorage`), and folds again from the new position if another process
+moved it. A batch that was applied already changes nothing, and two followers racing on one
+view serialise, so every event is applied exactly once.
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ def changes(current: int, batch: Batch, load: Load, fold: Fold) -> Changes | Non
         if row is not None:
             after[pid] = row
     return Changes(len(todo), todo[-1][0], list(after.values()))
+
+
+def _preloaded(rows: dict[UUID, ProjectSummary]) -> Load:
+    """A Load of rows read already (it may hold more than it is asked for: changes() looks
+    rows up by id)."""
+    return lambda _ids: rows
 
 
 def open_storage(env: Mapping[str, str], app_name: str) -> IndexStorage:
@@ -347,8 +355,21 @@ _PG_TYPES = ("uuid", "text", "text", "text", "text[]", "text", "bool", "int4", "
              "timestamptz", "timestamptz")  # fmt: skip
 
 
+ATTEMPTS = 10  # optimistic applies of one batch before a TrackingConflictError
+_P_QUOTED = ", ".join(f'p."{c}"' for c in COLUMNS)  # the columns of the alias p
+
+
 class PostgresStorage:
-    """Tables in the store's database and schema, reached through a small psycopg pool."""
+    """Tables in the store's database and schema, reached through a small psycopg pool.
+
+    A batch is applied optimistically, in two statements and no explicit transaction: one
+    SELECT reads the position and the batch's rows together (one snapshot), the fold runs with
+    no lock held, and one statement advances the position from the value read and upserts the
+    folded rows only if it did (a data-modifying CTE: atomic, the rows and the position commit
+    together). If another process moved the position in between, that statement writes
+    nothing, and the batch is read and folded again from the new position; after ATTEMPTS such
+    conflicts, TrackingConflictError. Every statement is rendered once, to a string (the schema
+    is fixed), so psycopg's caches and prepared statements apply."""
 
     def __init__(self, connect: dict[str, str], schema: str, timeout: float) -> None:
         self._s = sql.Identifier(schema)
@@ -364,65 +385,69 @@ class PostgresStorage:
             for statement in _PG_SCHEMA:
                 conn.execute(sql.SQL(statement).format(s=self._s, name=name))
         self._columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        s = self._s.as_string()
+        self._index, self._tracking = f"{s}.project_index", f"{s}.project_index_tracking"
+        # The statements below are built from the schema's quoted identifier and the constant
+        # column names only (S608 on each).
+        self._position_sql = f"SELECT position FROM {self._tracking} WHERE name = %s"  # noqa: S608
+        self._read_sql = (
+            f"SELECT t.position, {_P_QUOTED} "  # noqa: S608
+            f"FROM {self._tracking} t LEFT JOIN {self._index} p ON p.id = ANY(%s) "
+            "WHERE t.name = %s"
+        )
+        self._writes: dict[int, str] = {}  # the write of n rows, by n
+
+    def _write_sql(self, rows: int) -> str:
+        """Advances the position from the value read (%s: new, name, read) and, only if it
+        did, upserts ``rows`` rows; its one row is how many positions moved (1 or 0)."""
+        text = self._writes.get(rows)
+        if text is None:
+            moved = (
+                f"WITH moved AS (UPDATE {self._tracking} SET position = %s "  # noqa: S608
+                "WHERE name = %s AND position = %s RETURNING 1)"
+            )
+            if rows:
+                row = f"({', '.join(f'%s::{t}' for t in _PG_TYPES)})"
+                updates = ", ".join(f'"{c}" = excluded."{c}"' for c in COLUMNS if c != "id")
+                moved += (
+                    f", upserted AS (INSERT INTO {self._index} ({_QUOTED}) "  # noqa: S608
+                    f"SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v "
+                    "WHERE EXISTS (SELECT 1 FROM moved) "
+                    f"ON CONFLICT (id) DO UPDATE SET {updates})"
+                )
+            text = f"{moved} SELECT count(*) FROM moved"  # noqa: S608 - as above: constants
+            self._writes[rows] = text
+        return text
 
     def _sql(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(s=self._s, columns=self._columns)
 
     def position(self) -> int:
         with self._pool.connection() as conn:
-            row = conn.execute(
-                self._sql("SELECT position FROM {s}.project_index_tracking WHERE name = %s"),
-                (TRACKING_NAME,),
-            ).fetchone()
+            row = conn.execute(self._position_sql, (TRACKING_NAME,)).fetchone()
         assert row is not None  # noqa: S101 - created with the table
         return int(row[0])
 
     def apply(self, batch: Batch, fold: Fold) -> int:
-        with self._pool.connection() as conn, conn.transaction():
-            row = conn.execute(
-                self._sql(
-                    "SELECT position FROM {s}.project_index_tracking WHERE name = %s FOR UPDATE"
-                ),
-                (TRACKING_NAME,),
-            ).fetchone()
-            assert row is not None  # noqa: S101 - created with the table
-            current = int(row[0])
-
-            def load(ids: set[UUID]) -> dict[UUID, ProjectSummary]:
-                found = conn.execute(
-                    self._sql("SELECT {columns} FROM {s}.project_index WHERE id = ANY(%s)"),
-                    (list(ids),),
-                )
-                return {s.id: s for s in map(self._summary, found)}
-
-            done = changes(current, batch, load, fold)
-            if done is None:
-                return 0
-            upsert = sql.SQL(
-                "INSERT INTO {s}.project_index ({columns}) VALUES ({values}) "
-                "ON CONFLICT (id) DO UPDATE SET {updates}"
-            ).format(
-                s=self._s,
-                columns=self._columns,
-                values=sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)),
-                updates=sql.SQL(", ").join(
-                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
-                    for c in COLUMNS
-                    if c != "id"
-                ),
-            )
-            with conn.cursor() as cur:
-                cur.executemany(upsert, [self._row(r) for r in done.rows])
-            advanced = conn.execute(
-                self._sql(
-                    "UPDATE {s}.project_index_tracking SET position = %s "
-                    "WHERE name = %s AND position = %s"
-                ),
-                (done.position, TRACKING_NAME, current),
-            )
-            if advanced.rowcount != 1:
-                raise TrackingConflictError(f"project index position moved from {current}")
-            return done.count
+        if not batch:
+            return 0
+        ids = list({e.originator_id for _, e in batch})
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            for _ in range(ATTEMPTS):
+                found = cur.execute(self._read_sql, (ids, TRACKING_NAME)).fetchall()
+                current = int(found[0][0])  # the tracking row was created with the table
+                rows = {s.id: s for s in (self._summary(r[1:]) for r in found if r[1] is not None)}
+                done = changes(current, batch, _preloaded(rows), fold)
+                if done is None:
+                    return 0
+                params: list[object] = [done.position, TRACKING_NAME, current]
+                for summary in done.rows:
+                    params += self._row(summary)
+                moved = cur.execute(self._write_sql(len(done.rows)), params).fetchone()
+                if moved is not None and moved[0] == 1:
+                    return done.count
+        msg = f"project index position kept moving ({ATTEMPTS} attempts from {current})"
+        raise TrackingConflictError(msg)
 
     def load(self, rows: Iterable[ProjectSummary], position: int) -> int:
         """Writes ``rows`` with COPY and moves the position from 0 to ``position``, in one

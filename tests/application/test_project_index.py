@@ -14,10 +14,11 @@ from uuid import UUID
 
 import pytest
 
-from application import follower, project_index
+from application import follower, project_index, project_index_storage
 from application.cases import Acting, Cases
 from application.project_index import ProjectIndex, ProjectSummary, encode_cursor
-from application.project_index_storage import Batch, Fold
+from application.project_index_storage import Batch, Fold, MemoryStorage
+from application.sqldb import TrackingConflictError
 from application.store import CaseStore
 from domain.actor import Actor, Role
 from domain.builder import Builder, Contact
@@ -378,6 +379,77 @@ def test_a_restarted_index_resumes_from_its_recorded_position(
     assert restarted.position() == 2
     assert restarted.process_available() == 2
     assert [(s.open_letters, s.version) for s in everything(restarted)] == [(2, 3), (0, 1)]
+
+
+def test_one_batch_of_many_projects_writes_every_row(
+    index: ProjectIndex, cases: Cases, clock: Clock
+) -> None:
+    pids = [register(cases, n, window=w, tiers=t, actor=ADMIN) for n, w, t in (
+        (1, Window.XIHU, DISTRICT), (2, Window.BINJIANG, MAJOR), (3, Window.XIHU, MAJOR),
+    )]  # fmt: skip
+    issue_letter(cases, pids[0], clock, "杭环提〔2026〕1号")
+    assign(cases, pids[1], "officer-binjiang-01", OfficerRole.LEAD)
+    issue_letter(cases, pids[2], clock, "杭环提〔2026〕2号")
+    issue_letter(cases, pids[2], clock, "杭环提〔2026〕3号")
+    batch = notifications_from(cases.store, 0)
+    assert index._storage.apply(batch, project_index.summarise) == 7  # one batch, on purpose
+    folded = MemoryStorage()
+    folded.apply(batch, project_index.summarise)
+    assert index._storage.snapshot() == folded.snapshot()  # every column of every row
+    assert index.position() == 7
+    assert [(s.open_letters, s.officers) for s in everything(index)] == [
+        (1, ()), (0, ("officer-binjiang-01",)), (2, ()),
+    ]  # fmt: skip
+
+
+def move_position(store_env: dict[str, str], position: int) -> None:
+    """What another process applying events does to the recorded position (rows aside)."""
+    schema = store_env["POSTGRES_SCHEMA"]
+    with pg.connect() as conn:
+        conn.execute(
+            f'UPDATE "{schema}".project_index_tracking SET position = %s',  # noqa: S608 - a test schema
+            (position,),
+        )
+
+
+@pytest.mark.parametrize("store_env", [pg.store_param("postgres")], indirect=True)
+def test_a_position_moved_while_a_batch_is_folded_writes_nothing_and_resumes_there(
+    index: ProjectIndex, cases: Cases, store_env: dict[str, str]
+) -> None:
+    register(cases, 1)
+    register(cases, 2)
+    third = register(cases, 3)
+    moved: list[int] = []
+
+    def fold_while_another_applies(row: ProjectSummary | None, event: Any) -> Any:
+        if not moved:  # another process applies events 1 and 2 meanwhile
+            move_position(store_env, 2)
+            moved.append(2)
+        return project_index.summarise(row, event)
+
+    storage = index._storage  # its storage: a batch that another process overtakes
+    assert storage.apply(notifications_from(cases.store, 0), fold_while_another_applies) == 1
+    assert index.position() == 3
+    assert ids(everything(index)) == [third]  # the overtaken fold of events 1 to 3 wrote nothing
+
+
+@pytest.mark.parametrize("store_env", [pg.store_param("postgres")], indirect=True)
+def test_a_position_that_keeps_moving_raises_and_writes_nothing(
+    index: ProjectIndex, cases: Cases, store_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(project_index_storage, "ATTEMPTS", 1)  # one overtaken attempt is all
+    register(cases, 1)
+    register(cases, 2)
+
+    def fold_while_another_applies(row: ProjectSummary | None, event: Any) -> Any:
+        move_position(store_env, 1)
+        return project_index.summarise(row, event)
+
+    storage = index._storage  # its storage: a batch that another process overtakes
+    with pytest.raises(TrackingConflictError, match="kept moving"):
+        storage.apply(notifications_from(cases.store, 0), fold_while_another_applies)
+    assert index.position() == 1  # where the other process put it
+    assert everything(index) == []
 
 
 # --- following the store -----------------------------------------------------------------
