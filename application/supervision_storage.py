@@ -9,10 +9,12 @@ tables beside the live ones):
 - ``{prefix}_tracking``: the last applied notification id.
 
 A batch of events is applied in ONE transaction of :class:`~application.sqldb.Database`: it
-locks the position (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), skips events
-at or below it, folds the rest into the rows, writes the rows that changed and advances the
-position only from the value it locked. A batch applied already changes nothing, and two
-followers on one view serialise on the lock, so every event is applied exactly once.
+skips events at or below the position, folds the rest into the rows, writes the rows that
+changed and advances the position only from the value it read. SQLite locks the position
+first (``BEGIN IMMEDIATE``); PostgreSQL reads it with the rows in one statement and checks it
+in the one statement that writes, and folds again from the new position if another process
+moved it (:meth:`SupervisionStorage._apply_optimistically`). A batch applied already changes
+nothing, and two followers on one view serialise, so every event is applied exactly once.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ DEFAULT_PREFIX = "supervision"
 PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 TRACKING_NAME = "supervision"  # the one row of {prefix}_tracking
 CHUNK = 400  # ids per IN (...) list
+ATTEMPTS = 10  # PostgreSQL: optimistic applies of one batch before a TrackingConflictError
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,8 @@ PROJECT_COLUMNS = ("id", "project_code", "name", "window", "status", "version")
 PG_LETTER_TYPES = ("uuid", "text", "text", "text", "text", "text", "date", "date", "text",
                    "date", "text", "int4")  # fmt: skip
 PG_PROJECT_TYPES = ("uuid", "text", "text", "text", "text", "int4")
+_P_COLUMNS = tuple(f'"{c}"' for c in PROJECT_COLUMNS)
+_L_COLUMNS = tuple(f'"{c}"' for c in LETTER_COLUMNS)
 
 
 def _quoted(columns: Sequence[str]) -> str:
@@ -144,6 +149,55 @@ def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     )
 
 
+def _project_values(p: ProjectRecord) -> tuple[Any, ...]:
+    return (p.id, p.project_code, p.name, p.window, p.status, p.version)
+
+
+def _letter_values(r: LetterRecord) -> tuple[Any, ...]:
+    return (
+        r.project_id, r.project_code, r.project_name, r.window, r.letter_id, r.letter_no,
+        r.issued_on, r.deadline, r.status, r.closed_on, _issues_json(r.issues), r.version,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Changes:
+    count: int  # events applied
+    position: int  # the new tracking position
+    projects: list[ProjectRecord]  # project rows to write
+    letters: list[LetterRecord]  # letter rows to write
+
+
+def _changes(
+    current: int, batch: Batch, before: Mapping[UUID, ProjectRectifications], fold: Fold
+) -> _Changes | None:
+    """What applying the batch's events after position ``current`` writes, given the states
+    ``before`` them (it may hold more projects than the events touch); None if nothing. The
+    rows written are those that changed, compared by value."""
+    todo = [(n, e) for n, e in batch if n > current]
+    if not todo:
+        return None
+    after: dict[UUID, ProjectRectifications] = {}
+    for _, event in todo:
+        pid = event.originator_id
+        state = fold(after.get(pid, before.get(pid)), event)
+        if state is not None:
+            after[pid] = state
+    projects: list[ProjectRecord] = []
+    letters: list[LetterRecord] = []
+    for pid, state in after.items():
+        old = before.get(pid)
+        if old is not None and old.project == state.project and old.letters == state.letters:
+            continue
+        projects.append(state.project)
+        letters += (
+            letter
+            for letter_id, letter in state.letters.items()
+            if old is None or old.letters.get(letter_id) != letter
+        )
+    return _Changes(len(todo), todo[-1][0], projects, letters)
+
+
 class SupervisionStorage:
     """The view's tables in one :class:`Database` (SQLite or PostgreSQL)."""
 
@@ -157,6 +211,19 @@ class SupervisionStorage:
         self._letters = f"{prefix}_letters"
         self._projects = f"{prefix}_projects"
         self._tracking = f"{prefix}_tracking"
+        # Built from the checked prefix and constant column names only (S608 on each).
+        self._position_sql = f"SELECT position FROM {self._tracking} WHERE name = %s"  # noqa: S608
+        self._advance_sql = (
+            f"UPDATE {self._tracking} SET position = %s "  # noqa: S608
+            "WHERE name = %s AND position = %s"
+        )
+        self._read_sql = (  # PostgreSQL (= ANY): the position and the projects' rows
+            f"SELECT t.position, {', '.join(f'p.{c}' for c in _P_COLUMNS)}, "  # noqa: S608
+            f"{', '.join(f'l.{c}' for c in _L_COLUMNS)} FROM {self._tracking} t "
+            f"LEFT JOIN {self._projects} p ON p.id = ANY(%s) "
+            f"LEFT JOIN {self._letters} l ON l.project_id = p.id WHERE t.name = %s"
+        )
+        self._writes: dict[tuple[int, int], str] = {}  # by (project rows, letter rows)
         day = "date" if self._postgres else "TEXT"
         pid = "uuid" if self._postgres else "TEXT"
         db.setup(
@@ -191,14 +258,7 @@ class SupervisionStorage:
         return value
 
     def _letter_params(self, r: LetterRecord) -> list[Any]:
-        return [
-            self._param(v)
-            for v in (
-                r.project_id, r.project_code, r.project_name, r.window, r.letter_id,
-                r.letter_no, r.issued_on, r.deadline, r.status, r.closed_on,
-                _issues_json(r.issues), r.version,
-            )
-        ]  # fmt: skip
+        return [self._param(v) for v in _letter_values(r)]
 
     @staticmethod
     def _letter(row: Sequence[Any]) -> LetterRecord:
@@ -210,42 +270,108 @@ class SupervisionStorage:
 
     # --- tracking ------------------------------------------------------------------------
     def position(self) -> int:
-        (row,) = self.db.query(
-            f"SELECT position FROM {self._tracking} WHERE name = %s",  # noqa: S608
-            (TRACKING_NAME,),
-        )
+        (row,) = self.db.query(self._position_sql, (TRACKING_NAME,))
         return int(row[0])
 
     def apply(self, batch: Batch, fold: Fold) -> int:
         """Applies the batch's events after the recorded position, in one transaction."""
-        lock = " FOR UPDATE" if self._postgres else ""
-        with self.db.transaction() as cur:
-            cur.execute(
-                f"SELECT position FROM {self._tracking} WHERE name = %s{lock}",  # noqa: S608
-                (TRACKING_NAME,),
-            )
+        if not batch:
+            return 0
+        if self._postgres:
+            return self._apply_optimistically(batch, fold)
+        with self.db.transaction() as cur:  # BEGIN IMMEDIATE: the position is locked
+            cur.execute(self._position_sql, (TRACKING_NAME,))
             current = int(cur.fetchone()[0])
-            todo = [(n, e) for n, e in batch if n > current]
-            if not todo:
+            ids = list(dict.fromkeys(e.originator_id for n, e in batch if n > current))
+            done = _changes(current, batch, self._load(cur, ids), fold)
+            if done is None:
                 return 0
-            before = self._load(cur, list(dict.fromkeys(e.originator_id for _, e in todo)))
-            after = dict(before)
-            for _, event in todo:
-                pid = event.originator_id
-                state = fold(after.get(pid), event)
-                if state is not None:
-                    after[pid] = state
-            self._write(cur, before, after)
-            position = todo[-1][0]
-            cur.execute(
-                f"UPDATE {self._tracking} SET position = %s "  # noqa: S608
-                "WHERE name = %s AND position = %s",
-                (position, TRACKING_NAME, current),
-            )
+            upsert_project = _upsert(self._projects, PROJECT_COLUMNS, ("id",))
+            upsert_letter = _upsert(self._letters, LETTER_COLUMNS, ("project_id", "letter_id"))
+            for p in done.projects:
+                cur.execute(upsert_project, [self._param(v) for v in _project_values(p)])
+            for letter in done.letters:
+                cur.execute(upsert_letter, [self._param(v) for v in _letter_values(letter)])
+            cur.execute(self._advance_sql, (done.position, TRACKING_NAME, current))
             if cur.rowcount != 1:
                 msg = f"supervision position moved from {current}"
                 raise TrackingConflictError(msg)
-            return len(todo)
+            return done.count
+
+    def _apply_optimistically(self, batch: Batch, fold: Fold) -> int:
+        """PostgreSQL: one SELECT reads the position and the batch's projects and letters
+        together (one snapshot); the fold runs with no lock held; one statement advances the
+        position from the value read and upserts the changed rows only if it did (a
+        data-modifying CTE: atomic). If another process moved the position in between, it
+        writes nothing and the batch is read and folded again from the new position; after
+        ATTEMPTS such conflicts, TrackingConflictError."""
+        ids = list(dict.fromkeys(e.originator_id for _, e in batch))
+        current = -1
+        for _ in range(ATTEMPTS):
+            current, before = self._read(ids)
+            done = _changes(current, batch, before, fold)
+            if done is None:
+                return 0
+            params: list[Any] = [done.position, TRACKING_NAME, current]
+            for p in done.projects:
+                params += _project_values(p)
+            for letter in done.letters:
+                params += _letter_values(letter)
+            text = self._write_sql(len(done.projects), len(done.letters))
+            ((moved,),) = self.db.query(text, params)
+            if moved == 1:
+                return done.count
+        msg = f"supervision position kept moving ({ATTEMPTS} attempts from {current})"
+        raise TrackingConflictError(msg)
+
+    def _read(self, ids: list[UUID]) -> tuple[int, dict[UUID, ProjectRectifications]]:
+        """PostgreSQL: the position and the states of the projects ``ids``, in one statement."""
+        projects: dict[UUID, ProjectRecord] = {}
+        letters: dict[UUID, dict[str, LetterRecord]] = {}
+        rows = self.db.query(self._read_sql, (ids, TRACKING_NAME))
+        for r in rows:
+            if r[1] is None:
+                continue
+            pid = r[1]
+            if pid not in projects:
+                projects[pid] = ProjectRecord(pid, r[2], r[3], r[4], r[5], int(r[6]))
+            if r[7] is not None:
+                letter = self._letter(r[7:])
+                letters.setdefault(pid, {})[letter.letter_id] = letter
+        states = {
+            pid: ProjectRectifications(project, letters.get(pid, {}))
+            for pid, project in projects.items()
+        }
+        return int(rows[0][0]), states
+
+    def _write_sql(self, projects: int, letters: int) -> str:
+        """PostgreSQL: advances the position from the value read (%s: new, name, read) and,
+        only if it did, upserts ``projects`` project rows and ``letters`` letter rows; its one
+        row is how many positions moved (1 or 0)."""
+        text = self._writes.get((projects, letters))
+        if text is None:
+            parts = [
+                f"WITH moved AS (UPDATE {self._tracking} SET position = %s "  # noqa: S608 - constants
+                "WHERE name = %s AND position = %s RETURNING 1)"
+            ]
+            for name, table, columns, types, key, rows in (
+                ("projects_up", self._projects, PROJECT_COLUMNS, PG_PROJECT_TYPES, ("id",),
+                 projects),
+                ("letters_up", self._letters, LETTER_COLUMNS, PG_LETTER_TYPES,
+                 ("project_id", "letter_id"), letters),
+            ):  # fmt: skip
+                if rows:
+                    row = f"({', '.join(f'%s::{t}' for t in types)})"
+                    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in key)
+                    parts.append(
+                        f"{name} AS (INSERT INTO {table} ({_quoted(columns)}) "  # noqa: S608 - constants
+                        f"SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v "
+                        "WHERE EXISTS (SELECT 1 FROM moved) "
+                        f"ON CONFLICT ({_quoted(key)}) DO UPDATE SET {updates})"
+                    )
+            text = f"{', '.join(parts)} SELECT count(*) FROM moved"  # noqa: S608 - constants
+            self._writes[(projects, letters)] = text
+        return text
 
     def load(
         self, projects: Iterable[ProjectRecord], letters: Iterable[LetterRecord], position: int
@@ -314,29 +440,6 @@ class SupervisionStorage:
             pid: ProjectRectifications(project, letters.get(pid, {}))
             for pid, project in projects.items()
         }
-
-    def _write(
-        self,
-        cur: Cursor,
-        before: Mapping[UUID, ProjectRectifications],
-        after: Mapping[UUID, ProjectRectifications],
-    ) -> None:
-        """Writes the projects and letters that changed (compared by value)."""
-        upsert_project = _upsert(self._projects, PROJECT_COLUMNS, ("id",))
-        upsert_letter = _upsert(self._letters, LETTER_COLUMNS, ("project_id", "letter_id"))
-        for pid, state in after.items():
-            old = before.get(pid)
-            if old is not None and old.project == state.project and old.letters == state.letters:
-                continue
-            p = state.project
-            cur.execute(
-                upsert_project,
-                [self._param(v) for v in (p.id, p.project_code, p.name, p.window, p.status,
-                                          p.version)],
-            )  # fmt: skip
-            for letter_id, letter in state.letters.items():
-                if old is None or old.letters.get(letter_id) != letter:
-                    cur.execute(upsert_letter, self._letter_params(letter))
 
     # --- reading -------------------------------------------------------------------------
     def _where(

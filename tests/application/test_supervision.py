@@ -15,8 +15,9 @@ from uuid import UUID
 
 import pytest
 
-from application import follower
+from application import follower, supervision_storage
 from application.cases import Acting, Cases
+from application.sqldb import Database, TrackingConflictError
 from application.store import CaseStore
 from application.supervision import (
     LetterRow,
@@ -25,7 +26,12 @@ from application.supervision import (
     fold,
     supervision_windows,
 )
-from application.supervision_storage import Batch, Fold, ProjectRectifications
+from application.supervision_storage import (
+    Batch,
+    Fold,
+    ProjectRectifications,
+    SupervisionStorage,
+)
 from domain import errors
 from domain.actor import Actor, Role
 from domain.builder import Builder, Contact
@@ -506,6 +512,79 @@ def test_a_rebuild_into_fresh_tables_equals_the_live_view(
     assert len(live.rows()) == 6
     with pytest.raises(ValueError, match="prefix"):
         open_view(prefix="Robert'); DROP TABLE x;--")
+
+
+def test_one_batch_of_many_projects_and_letters_writes_every_row(
+    view: Supervision, cases: Cases, clock: Clock
+) -> None:
+    for n, window in enumerate([Window.XIHU, Window.GONGSHU, Window.CITY], start=1):
+        pid = register(cases, n, window)
+        issue(cases, pid, f"函-{n}-1", date(2026, 12, 31), issues=2)
+        issue(cases, pid, f"函-{n}-2", clock.now.date() + timedelta(days=3))
+    close(cases, pid, "L1", issues=2)
+    batch = notifications_from(cases.store, 0)
+    applied = view._storage.apply(batch, fold)  # its storage: all of it in one batch, on purpose
+    assert applied == len(batch) == view.position()
+    folded = SupervisionStorage(Database("sqlite", path=":memory:"))
+    try:
+        folded.apply(batch, fold)
+        assert view._storage.snapshot() == folded.snapshot()  # every column of every row
+    finally:
+        folded.close()
+    assert len(view.rows()) == 6
+    assert [r.status for r in view.rows() if r.project_code == code(3)] == ["closed", "open"]
+
+
+def move_position(store_env: dict[str, str], position: int) -> None:
+    """What another process applying events does to the recorded position (rows aside)."""
+    schema = store_env["POSTGRES_SCHEMA"]
+    with pg.connect() as conn:
+        conn.execute(
+            f'UPDATE "{schema}".supervision_tracking SET position = %s',  # noqa: S608 - a test schema
+            (position,),
+        )
+
+
+@pytest.mark.parametrize("store_env", [pg.store_param("postgres")], indirect=True)
+def test_a_position_moved_while_a_batch_is_folded_writes_nothing_and_resumes_there(
+    view: Supervision, cases: Cases, store_env: dict[str, str]
+) -> None:
+    first = register(cases, 1)
+    issue(cases, first, "西湖-1", date(2026, 12, 31))
+    second = register(cases, 2)
+    issue(cases, second, "西湖-2", date(2026, 12, 31))
+    moved: list[int] = []
+
+    def fold_while_another_applies(state: ProjectRectifications | None, event: Any) -> Any:
+        if not moved:  # another process applies events 1 and 2 meanwhile
+            move_position(store_env, 2)
+            moved.append(2)
+        return fold(state, event)
+
+    storage = view._storage  # its storage: a batch that another process overtakes
+    assert storage.apply(notifications_from(cases.store, 0), fold_while_another_applies) == 2
+    assert view.position() == 4
+    # The overtaken fold of events 1 to 4 wrote nothing: the first project has no row.
+    assert [r.letter_no for r in letters(view, TODAY)] == ["西湖-2"]
+
+
+@pytest.mark.parametrize("store_env", [pg.store_param("postgres")], indirect=True)
+def test_a_position_that_keeps_moving_raises_and_writes_nothing(
+    view: Supervision, cases: Cases, store_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supervision_storage, "ATTEMPTS", 1)  # one overtaken attempt is all
+    pid = register(cases, 1)
+    issue(cases, pid, "西湖-1", date(2026, 12, 31))
+
+    def fold_while_another_applies(state: ProjectRectifications | None, event: Any) -> Any:
+        move_position(store_env, 1)
+        return fold(state, event)
+
+    storage = view._storage  # its storage: a batch that another process overtakes
+    with pytest.raises(TrackingConflictError, match="kept moving"):
+        storage.apply(notifications_from(cases.store, 0), fold_while_another_applies)
+    assert view.position() == 1  # where the other process put it
+    assert storage.snapshot() == (1, [], [])
 
 
 # --- following the store ------------------------------------------------------------------------
