@@ -38,17 +38,29 @@ class LogFollower(Generic[S]):
         self._applied = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # Where the next batch starts: the last event of the last batch this follower applied
+        # in full, at or below the recorded position (which only moves forward), so that a
+        # poll needs no query of it; None: read the recorded position.
+        self._start: int | None = None
 
     def _process_batch(self, limit: int) -> int:
-        """Applies up to ``limit`` notifications after the recorded position, in one transaction."""
+        """Applies up to ``limit`` notifications after the recorded position, in one transaction.
+        A batch read from behind the recorded position (another process applied some of it)
+        is skipped there, by the storage, as far as it was applied."""
         with self._processing:
+            start = self._storage.position() if self._start is None else self._start
+            self._start = None  # until this batch is applied
             notifications = self._store.recorder.select_notifications(
-                start=self._storage.position(), limit=limit, inclusive_of_start=False
+                start=start, limit=limit, inclusive_of_start=False
             )
             if not notifications:
+                self._start = start
                 return 0
             batch = [(n.id, self._store.mapper.to_domain_event(n)) for n in notifications]
             applied = self._storage.apply(batch, self._fold)
+            # Every event of the batch is at or below the recorded position now. When some were
+            # applied already, another process is ahead: the next batch starts where it is.
+            self._start = batch[-1][0] if applied == len(batch) else None
         with self._applied:
             self._applied.notify_all()
         return applied

@@ -452,6 +452,23 @@ def test_a_position_that_keeps_moving_raises_and_writes_nothing(
     assert everything(index) == []
 
 
+@pytest.mark.parametrize("store_env", pg.DURABLE_STORES, indirect=True)
+def test_a_follower_overtaken_by_another_process_applies_only_what_is_left(
+    open_index: Callable[[CaseStore | None], ProjectIndex], cases: Cases, clock: Clock
+) -> None:
+    first, other = open_index(None), open_index(None)
+    pid = register(cases, 1)
+    assert first.process_available() == 1
+    issue_letter(cases, pid, clock, "杭环提〔2026〕1号")
+    register(cases, 2)
+    assert other.process_available() == 2  # the other process applies events 2 and 3
+    issue_letter(cases, pid, clock, "杭环提〔2026〕2号")
+    assert first._process_batch(10) == 1  # event 4 only
+    assert first._process_batch(10) == 0
+    assert first.position() == other.position() == 4
+    assert [(s.open_letters, s.version) for s in everything(first)] == [(2, 3), (0, 1)]
+
+
 # --- following the store -----------------------------------------------------------------
 
 

@@ -587,6 +587,22 @@ def test_a_position_that_keeps_moving_raises_and_writes_nothing(
     assert storage.snapshot() == (1, [], [])
 
 
+@pytest.mark.parametrize("store_env", pg.DURABLE_STORES, indirect=True)
+def test_a_follower_overtaken_by_another_process_applies_only_what_is_left(
+    open_view: Callable[..., Supervision], cases: Cases
+) -> None:
+    first, other = open_view(), open_view()
+    pid = register(cases, 1)
+    assert first.process_available() == 1
+    issue(cases, pid, "西湖-1", date(2026, 12, 31))
+    assert other.process_available() == 1  # the other process applies event 2
+    issue(cases, pid, "西湖-2", date(2026, 12, 31))
+    assert first._process_batch(10) == 1  # event 3 only
+    assert first._process_batch(10) == 0
+    assert first.position() == other.position() == 3
+    assert [r.letter_no for r in letters(first, TODAY)] == ["西湖-1", "西湖-2"]
+
+
 # --- following the store ------------------------------------------------------------------------
 
 
