@@ -356,6 +356,7 @@ _PG_TYPES = ("uuid", "text", "text", "text", "text[]", "text", "bool", "int4", "
 
 
 ATTEMPTS = 10  # optimistic applies of one batch before a TrackingConflictError
+CACHED_ROWS = 64  # writes of up to this many rows are kept, built once (a poll's batches)
 _P_QUOTED = ", ".join(f'p."{c}"' for c in COLUMNS)  # the columns of the alias p
 
 
@@ -395,7 +396,7 @@ class PostgresStorage:
             f"FROM {self._tracking} t LEFT JOIN {self._index} p ON p.id = ANY(%s) "
             "WHERE t.name = %s"
         )
-        self._writes: dict[int, str] = {}  # the write of n rows, by n
+        self._writes: dict[int, str] = {}  # the write of n <= CACHED_ROWS rows, by n
 
     def _write_sql(self, rows: int) -> str:
         """Advances the position from the value read (%s: new, name, read) and, only if it
@@ -416,7 +417,8 @@ class PostgresStorage:
                     f"ON CONFLICT (id) DO UPDATE SET {updates})"
                 )
             text = f"{moved} SELECT count(*) FROM moved"  # noqa: S608 - as above: constants
-            self._writes[rows] = text
+            if rows <= CACHED_ROWS:
+                self._writes[rows] = text
         return text
 
     def _sql(self, text: str) -> sql.Composed:

@@ -38,6 +38,7 @@ PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 TRACKING_NAME = "supervision"  # the one row of {prefix}_tracking
 CHUNK = 400  # ids per IN (...) list
 ATTEMPTS = 10  # PostgreSQL: optimistic applies of one batch before a TrackingConflictError
+CACHED_ROWS = 64  # PostgreSQL: writes of up to this many rows are kept, built once
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,8 @@ class SupervisionStorage:
             f"LEFT JOIN {self._projects} p ON p.id = ANY(%s) "
             f"LEFT JOIN {self._letters} l ON l.project_id = p.id WHERE t.name = %s"
         )
-        self._writes: dict[tuple[int, int], str] = {}  # by (project rows, letter rows)
+        # The writes of up to CACHED_ROWS rows, by (project rows, letter rows).
+        self._writes: dict[tuple[int, int], str] = {}
         day = "date" if self._postgres else "TEXT"
         pid = "uuid" if self._postgres else "TEXT"
         db.setup(
@@ -370,7 +372,8 @@ class SupervisionStorage:
                         f"ON CONFLICT ({_quoted(key)}) DO UPDATE SET {updates})"
                     )
             text = f"{', '.join(parts)} SELECT count(*) FROM moved"  # noqa: S608 - constants
-            self._writes[(projects, letters)] = text
+            if projects + letters <= CACHED_ROWS:
+                self._writes[(projects, letters)] = text
         return text
 
     def load(
