@@ -213,3 +213,20 @@ class Server(Process):
             return memory(self.pid)
         busiest = max(kids, key=cpu_seconds)
         return memory(busiest)
+
+
+class FloorServer(Server):
+    """``python -m bench.floor_app`` (the framework floor: the service's HTTP stack with no
+    store behind it) on a free port, served as ``ecocase serve --server granian --workers 1``
+    serves the real app, with the run's environment (its secret, its log settings)."""
+
+    def __init__(
+        self, host: str, env: dict[str, str], log_path: Path, *, body_bytes: int,
+        name: str = "framework floor",
+    ) -> None:  # fmt: skip
+        super().__init__("granian", host, env, log_path, name=name)
+        self.args = ["--host", host, "--port", str(self.port), "--body-bytes", str(body_bytes)]
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "bench.floor_app", *self.args]
