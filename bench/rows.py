@@ -29,6 +29,7 @@ CMD1 = "commands, 1 client"
 CMD16 = "commands, 16 clients"
 READ16 = "GET /projects/{id}, 16 clients"
 READ_HOT = "GET /projects/{id} of cached projects, 16 clients"
+FLOOR_KIND = "framework floor"  # the Point of bench.floor_app's command phases
 
 GROWTH_BOUND = 1.25  # issue 5: the cost of a command does not grow with the store
 MEMORY_MB = 150.0  # issue 5: each API or worker process
@@ -68,6 +69,9 @@ class Results:
     points: list[Point] = field(default_factory=list)
     latency: dict[str, LatencyResult] = field(default_factory=dict)  # "single", "scale-out"
     scale_out: Split | None = None  # commands, 16 clients over 2 APIs
+    # bench.floor_app's command phases (CMD1, CMD16), beside the smallest store's real ones
+    floor: Point | None = None
+    floor_body_bytes: int | None = None  # the size of its answers
     memory: dict[str, list[Memory]] = field(default_factory=dict)  # role → readings
     rebuild: RebuildFigures | None = None
     loads: LoadFigures | None = None
@@ -173,6 +177,48 @@ def growth_rows(results: Results, p: Point, smallest: int, prefix: str, sec: str
     return rows
 
 
+def floor_rows(results: Results) -> list[Row]:
+    """The framework floor (``bench/floor_app.py``): the same command load against the
+    service's HTTP stack with no store behind it, and the real commands against it. Measured,
+    never a target: it says how much of issue 5's ratios the framework alone leaves."""
+    smallest = min(results.sizes)
+    floor = results.floor or Point(smallest, FLOOR_KIND)
+    real = results.point(smallest, results.kinds[0]) or Point(smallest, results.kinds[0],
+                                                              error="not run")  # fmt: skip
+    raw1, raw8 = _raw(results, "1"), _raw(results, "8")
+    threads = raw8.threads if raw8 else 8
+    size = (f", answers of {results.floor_body_bytes / 1024:.1f} KiB"
+            if results.floor_body_bytes else "")  # fmt: skip
+    sec = (f"framework floor: granian + Litestar + auth + request id, JSON body in, fixed "
+           f"answer out{size}, no store (beside the {size_label(smallest)} store's "
+           "phases)")  # fmt: skip
+    note = floor.error or results.errors.get("framework floor", "") or (
+        "" if results.floor else "not run")  # fmt: skip
+    real_note = real.error or note
+    what = "framework floor: POST /projects/{id}/deferred-materials, no store"
+    at = f"{results.kinds[0]}, store of {size_label(smallest)}"
+    return [
+        Row(f"{what}, 1 client", floor.rate(CMD1), "/s", _rate(raw1),
+            "raw insert, 1 conn (commands need ≥ 0.60)", note=note, section=sec),
+        Row(f"{what}, 16 clients", floor.rate(CMD16), "/s", _rate(raw8),
+            f"raw insert, {threads} threads (commands need ≥ 0.40)", note=note, section=sec),
+        Row("framework floor: server CPU per request, 1 client", floor.us_per_request(CMD1),
+            "µs", note=note, section=sec),
+        Row("framework floor: server CPU per request, 16 clients",
+            floor.us_per_request(CMD16), "µs", note=note, section=sec),
+        Row(f"commands/s, 1 client ({at}) against the floor", real.rate(CMD1), "/s",
+            floor.rate(CMD1), "framework floor, 1 client", note=real_note, section=sec),
+        Row(f"commands/s, 16 clients ({at}) against the floor", real.rate(CMD16), "/s",
+            floor.rate(CMD16), "framework floor, 16 clients", note=real_note, section=sec),
+        Row(f"server CPU per command, 1 client ({at}) against the floor",
+            real.us_per_request(CMD1), "µs", floor.us_per_request(CMD1),
+            "framework floor, 1 client", note=real_note, section=sec),
+        Row(f"server CPU per command, 16 clients ({at}) against the floor",
+            real.us_per_request(CMD16), "µs", floor.us_per_request(CMD16),
+            "framework floor, 16 clients", note=real_note, section=sec),
+    ]  # fmt: skip
+
+
 def latency_rows(results: Results, key: str, sec: str, *, targets: bool) -> list[Row]:
     lat = results.latency.get(key)
     single = results.latency.get("single")
@@ -262,6 +308,8 @@ def build_rows(results: Results) -> list[Row]:
     for size in results.sizes:
         for kind in results.kinds:
             rows += point_rows(results, size, kind)
+        if size == min(results.sizes):
+            rows += floor_rows(results)
     big = size_label(results.largest)
     rows += latency_rows(
         results, "single",
@@ -284,10 +332,16 @@ def build_rows(results: Results) -> list[Row]:
 
 def phase_list(results: Results) -> Sequence[tuple[str, LoadResult]]:
     """Every HTTP phase, labelled, for the CPU table."""
-    out = []
+    out: list[tuple[str, LoadResult]] = []
+    floor = [] if results.floor is None else [
+        (f"{FLOOR_KIND}: {name}", r) for name, r in results.floor.phases.items()]  # fmt: skip
+    smallest = min(results.sizes)
     for p in results.points:
+        if floor and p.size > smallest:  # after the smallest store's phases
+            out, floor = out + floor, []
         for name, r in p.phases.items():
             out.append((f"{p.kind} {size_label(p.size)}: {name}", r))
+    out += floor
     if results.scale_out is not None:
         n = len(results.scale_out.parts)
         out.append((f"scale-out: commands over {n} APIs",

@@ -39,12 +39,14 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from uuid import uuid4
 
 from psycopg import sql
 
 from bench import document, read_models
 from bench.baseline import PgTarget, create_schema, drop_schema, raw_inserts
-from bench.http_load import RequestFactory
+from bench.floor_app import DEFAULT_BODY_BYTES
+from bench.http_load import LoadResult, RequestFactory
 from bench.latency import (
     LatencyResult,
     open_loop,
@@ -66,9 +68,20 @@ from bench.phases import (
     split_commands,
 )
 from bench.redis_db import RedisDb
-from bench.rows import CMD1, CMD16, LIVE, READ16, READ_HOT, WINDOWS, Point, Results, build_rows
+from bench.rows import (
+    CMD1,
+    CMD16,
+    FLOOR_KIND,
+    LIVE,
+    READ16,
+    READ_HOT,
+    WINDOWS,
+    Point,
+    Results,
+    build_rows,
+)
 from bench.seed import Shape, catch_up_views, seed_parallel
-from bench.server import Process, Server, server_env
+from bench.server import FloorServer, Process, Server, server_env
 from bench.stats import CpuMeter, load_average, memory, wait_until_quiet
 from bench.table import failures
 from domain.builder import Builder
@@ -274,6 +287,8 @@ class Suite:
                     keep = size == self.results.largest and kind == self.results.kinds[0]
                     self.attempt(f"HTTP phases {kind} {size:,}",
                                  partial(self.point, size, kind, keep=keep))  # fmt: skip
+                if size == min(self.plan.sizes):
+                    self.attempt("framework floor", self.floor)
             if self.api is not None and self.redis.db is not None:
                 self.attempt("latency single", self.pipeline)
                 self.attempt("scale-out", self.scale_out)
@@ -350,7 +365,7 @@ class Suite:
                 server.stop()
 
     async def _http_phases(self, server: Server, p: Point) -> None:
-        plan, n, token = self.plan, self.plan.clients, self.token
+        plan, n = self.plan, self.plan.clients
         await server.wait_healthy()
         _log(f"{server.name} up on port {server.port} (Server: {server.identified_as})")
         cmd_ids = self.pool.take(plan.command_projects)
@@ -362,13 +377,8 @@ class Suite:
 
         async def run(name: str, clients: int, seconds: float, factory: RequestFactory,
                       expect: frozenset[int], *, keep: bool = True) -> None:  # fmt: skip
-            r = await phase(server, token, name, clients=clients, seconds=seconds,
-                            factory=factory, expect=expect)  # fmt: skip
-            if keep:
-                p.phases[name] = r
-            _log(f"  {name}: {r.rate:,.0f}/s, p50 {r.latency.p50_ms:.2f} ms, errors {r.errors}"
-                 + (f" e.g. {r.error_samples[0]}" if r.error_samples else "")
-                 + (f", other CPU {r.other_share:.0%}" if r.noisy else ""))  # fmt: skip
+            await self._phase(server, p, name, clients=clients, seconds=seconds,
+                              factory=factory, expect=expect, keep=keep)  # fmt: skip
 
         await run("warm-up", n, plan.warmup_seconds, fixed("GET", "/health/live"), OK, keep=False)
         await run(LIVE, n, plan.trivial_seconds, fixed("GET", "/health/live"), OK)
@@ -384,6 +394,52 @@ class Suite:
         # projects not read since the API started: each needs a query
         await run(READ16, n, plan.read_seconds, reads(read_ids, n), OK)
         p.head_end = self.head()
+        server.check()
+
+    async def _phase(self, server: Server, p: Point, name: str, *, clients: int,
+                     seconds: float, factory: RequestFactory, expect: frozenset[int],
+                     keep: bool = True) -> None:  # fmt: skip
+        r = await phase(server, self.token, name, clients=clients, seconds=seconds,
+                        factory=factory, expect=expect)  # fmt: skip
+        if keep:
+            p.phases[name] = r
+        _log(f"  {name}: {r.rate:,.0f}/s, p50 {r.latency.p50_ms:.2f} ms, errors {r.errors}"
+             + (f" e.g. {r.error_samples[0]}" if r.error_samples else "")
+             + (f", other CPU {r.other_share:.0%}" if r.noisy else ""))  # fmt: skip
+
+    def floor(self) -> None:
+        """The framework floor (``bench/floor_app.py``): the command phases of the smallest
+        store, the same load, against the service's HTTP stack with no store behind it; its
+        answers as large as the real commands' were."""
+        size = min(self.plan.sizes)
+        real = self.results.point(size, self.results.kinds[0])
+        body = _answer_bytes(real.phases.get(CMD16) if real else None) or DEFAULT_BODY_BYTES
+        self.results.floor_body_bytes = body
+        p = self.results.floor = Point(size, FLOOR_KIND)
+        server = FloorServer(self.args.host, self.env, self.log_dir / "floor.log",
+                             body_bytes=body)  # fmt: skip
+        self.start(server)
+        try:
+            run_async(self._floor_phases(server, p))
+        except Exception as e:
+            p.error = f"{type(e).__name__}: {str(e)[:200]}"
+            raise
+        finally:
+            server.stop()
+
+    async def _floor_phases(self, server: Server, p: Point) -> None:
+        plan, n = self.plan, self.plan.clients
+        await server.wait_healthy()
+        _log(f"{server.name} up on port {server.port} (answers of "
+             f"{self.results.floor_body_bytes:,} bytes)")  # fmt: skip
+        # projects as the real phases write to (the floor reads none of them)
+        ids = self.pool.peek(plan.command_projects) or [str(uuid4()) for _ in range(n)]
+        for name, clients, seconds in (("warm-up commands", n, plan.warmup_seconds),
+                                       (CMD1, 1, plan.cmd1_seconds),
+                                       (CMD16, n, plan.cmd16_seconds)):  # fmt: skip
+            await self._phase(server, p, name, clients=clients, seconds=seconds,
+                              factory=commands(ids, clients), expect=CREATED,
+                              keep=name != "warm-up commands")  # fmt: skip
         server.check()
 
     def set_relay_position(self) -> int:
@@ -504,6 +560,12 @@ class Suite:
 
     def loads(self) -> None:
         self.results.loads = read_models.load_figures(self.target, self.run_id)
+
+
+def _answer_bytes(r: LoadResult | None) -> int | None:
+    """The mean size of a phase's answers (bodies), in bytes."""
+    answers = sum(r.statuses.values()) if r is not None else 0
+    return round(r.bytes_received / answers) if r is not None and answers else None
 
 
 # --- main -----------------------------------------------------------------------------------
