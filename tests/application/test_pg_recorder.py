@@ -392,7 +392,7 @@ def test_a_past_version_loads_in_one_query_as_the_library_replays_it(
     assert snapshot is None or snapshot.originator_version <= version
     assert all(e.originator_version <= version for e in events)
     loaded = reader.get_project(project.id, version=version)
-    by_library = reader.repository.get(project.id, version=version)
+    by_library: KeyProject = reader.repository.get(project.id, version=version)
     assert loaded.version == by_library.version == min(version, 120)
     assert loaded.audit_notes == by_library.audit_notes
     assert len(loaded.audit_notes) == min(version, 120) - 1
