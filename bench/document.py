@@ -95,9 +95,9 @@ projects not touched before (drawn at random from the whole store); `GET /projec
 16 clients over up to 4,000 untouched projects. After the 10k store's phases the same command
 load runs against the framework floor (`bench/floor_app.py`: granian + Litestar with the
 service's auth, request id, hook, exception handlers and logging, the command's JSON body
-parsed, a fixed answer of the real answers' size; no store). Server CPU per command is the API process
-tree's CPU time over the phase ÷ the commands answered 201; the cost at each size is compared
-with the 10k store. At the largest size the same API is joined by `ecocase relay` and
+parsed, a fixed answer of the real answers' size; no store). Server CPU per command is the API
+process tree's CPU time over the phase ÷ the commands answered 201; the cost at each size is
+compared with the 10k store. At the largest size the same API is joined by `ecocase relay` and
 `ecocase worker` (their position set to the store's head, so that the seeded history is not
 replayed): commands (`POST /projects/{id}/officers`, one inbox notification each) at a steady
 200/s in an open loop, latency = the notification's `created_at` − the moment the request was
