@@ -606,7 +606,10 @@ def _fresh_place(env: Mapping[str, str], app_name: str) -> _Place:
 
         def logged(on: bool) -> None:
             """Every table of the fresh schema LOGGED or UNLOGGED: written without WAL (and
-            emptied by a crash), as a rebuild's tables can be until it keeps them."""
+            emptied by a crash), as a rebuild's tables can be until it keeps them. Kept
+            (LOGGED), each is analysed too: filled by COPY, it has no statistics until
+            autovacuum comes round, and the followers' first queries would be planned
+            blind."""
             with psycopg.connect(**connect) as conn:
                 tables = conn.execute(
                     "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
@@ -616,6 +619,8 @@ def _fresh_place(env: Mapping[str, str], app_name: str) -> _Place:
                     conn.execute(sql.SQL("ALTER TABLE {} SET {}").format(
                         sql.Identifier(schema, table), sql.SQL("LOGGED" if on else "UNLOGGED")
                     ))  # fmt: skip
+                    if on:
+                        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))
 
         return _Place(_with(env, app_name, "POSTGRES_SCHEMA", schema), schema, drop, logged)
     if module == "eventsourcing.sqlite":

@@ -751,12 +751,23 @@ def persistence(schema: str) -> dict[str, str]:
     return {str(table): str(kind) for table, kind in found}
 
 
+def never_analysed(schema: str) -> set[str]:
+    """The tables of ``schema`` with no statistics yet (``reltuples`` -1: never analysed)."""
+    with pg.connect() as conn:
+        found = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r' AND c.reltuples < 0",
+            (schema,),
+        ).fetchall()
+    return {str(table) for (table,) in found}
+
+
 @pytest.mark.postgres
 def test_the_fresh_tables_are_unlogged_while_replayed_and_like_the_live_ones_when_kept(
     clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The bulk replay writes the fresh tables without WAL; a kept rebuild's tables are logged
-    again and have every index the live models have."""
+    again, analysed, and have every index the live models have."""
     rng = random.Random(2)  # noqa: S311 - a seeded choice, not cryptography
     while_replayed: list[dict[str, str]] = []
 
@@ -783,6 +794,7 @@ def test_the_fresh_tables_are_unlogged_while_replayed_and_like_the_live_ones_whe
                 kept = persistence(report.location)
                 assert kept.keys() == replayed.keys()
                 assert set(kept.values()) == {"p"}
+                assert never_analysed(report.location) == set()  # planned on statistics
                 live, fresh = (
                     index_definitions(env["POSTGRES_SCHEMA"]),
                     index_definitions(report.location),
