@@ -78,6 +78,18 @@ def fresh_schema() -> Iterator[str]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+def move_tracking_position(env: dict[str, str], table: str, position: int) -> None:
+    """What another process applying events does to a read model's recorded position (its
+    rows aside): sets every row of the tracking ``table`` in ``env``'s schema to ``position``."""
+    with connect() as conn:
+        conn.execute(
+            sql.SQL("UPDATE {} SET position = %s").format(
+                sql.Identifier(env["POSTGRES_SCHEMA"], table)
+            ),
+            (position,),
+        )
+
+
 @contextmanager
 def fresh_postgres_env(**overrides: str) -> Iterator[dict[str, str]]:
     """``postgres_env`` of a fresh schema, dropped when the block ends."""

@@ -402,16 +402,6 @@ def test_one_batch_of_many_projects_writes_every_row(
     ]  # fmt: skip
 
 
-def move_position(store_env: dict[str, str], position: int) -> None:
-    """What another process applying events does to the recorded position (rows aside)."""
-    schema = store_env["POSTGRES_SCHEMA"]
-    with pg.connect() as conn:
-        conn.execute(
-            f'UPDATE "{schema}".project_index_tracking SET position = %s',  # noqa: S608 - a test schema
-            (position,),
-        )
-
-
 @pytest.mark.parametrize("store_env", [pg.store_param("postgres")], indirect=True)
 def test_a_position_moved_while_a_batch_is_folded_writes_nothing_and_resumes_there(
     index: ProjectIndex, cases: Cases, store_env: dict[str, str]
@@ -423,7 +413,7 @@ def test_a_position_moved_while_a_batch_is_folded_writes_nothing_and_resumes_the
 
     def fold_while_another_applies(row: ProjectSummary | None, event: Any) -> Any:
         if not moved:  # another process applies events 1 and 2 meanwhile
-            move_position(store_env, 2)
+            pg.move_tracking_position(store_env, "project_index_tracking", 2)
             moved.append(2)
         return project_index.summarise(row, event)
 
@@ -442,7 +432,7 @@ def test_a_position_that_keeps_moving_raises_and_writes_nothing(
     register(cases, 2)
 
     def fold_while_another_applies(row: ProjectSummary | None, event: Any) -> Any:
-        move_position(store_env, 1)
+        pg.move_tracking_position(store_env, "project_index_tracking", 1)
         return project_index.summarise(row, event)
 
     storage = index._storage  # its storage: a batch that another process overtakes

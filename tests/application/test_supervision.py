@@ -535,16 +535,6 @@ def test_one_batch_of_many_projects_and_letters_writes_every_row(
     assert [r.status for r in view.rows() if r.project_code == code(3)] == ["closed", "open"]
 
 
-def move_position(store_env: dict[str, str], position: int) -> None:
-    """What another process applying events does to the recorded position (rows aside)."""
-    schema = store_env["POSTGRES_SCHEMA"]
-    with pg.connect() as conn:
-        conn.execute(
-            f'UPDATE "{schema}".supervision_tracking SET position = %s',  # noqa: S608 - a test schema
-            (position,),
-        )
-
-
 @pytest.mark.parametrize("store_env", [pg.store_param("postgres")], indirect=True)
 def test_a_position_moved_while_a_batch_is_folded_writes_nothing_and_resumes_there(
     view: Supervision, cases: Cases, store_env: dict[str, str]
@@ -557,7 +547,7 @@ def test_a_position_moved_while_a_batch_is_folded_writes_nothing_and_resumes_the
 
     def fold_while_another_applies(state: ProjectRectifications | None, event: Any) -> Any:
         if not moved:  # another process applies events 1 and 2 meanwhile
-            move_position(store_env, 2)
+            pg.move_tracking_position(store_env, "supervision_tracking", 2)
             moved.append(2)
         return fold(state, event)
 
@@ -577,7 +567,7 @@ def test_a_position_that_keeps_moving_raises_and_writes_nothing(
     issue(cases, pid, "西湖-1", date(2026, 12, 31))
 
     def fold_while_another_applies(state: ProjectRectifications | None, event: Any) -> Any:
-        move_position(store_env, 1)
+        pg.move_tracking_position(store_env, "supervision_tracking", 1)
         return fold(state, event)
 
     storage = view._storage  # its storage: a batch that another process overtakes
