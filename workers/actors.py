@@ -75,10 +75,12 @@ def declare_actors(  # noqa: PLR0915 - each actor sits beside its options
         """False when this message has been tried more than ``limit`` times, counting attempts
         whose worker died (dramatiq's retry count misses those)."""
         message_id = _message_id()
-        attempts = context().tracking.count_attempt(message_id)
+        tracking = context().tracking
+        attempts = tracking.count_attempt(message_id)
         if attempts > limit + 1:
             log.error("message given up after repeated attempts", message_id=message_id,
                       attempts=attempts)  # fmt: skip
+            tracking.forget(message_id)  # acked now: it is not delivered again
             return False
         return True
 
@@ -103,6 +105,7 @@ def declare_actors(  # noqa: PLR0915 - each actor sits beside its options
         inbox_only = all(spec.channel is Channel.INBOX for spec in specs)
         with ctx.db.writes() if inbox_only else ctx.db.transaction() as cursor:
             ctx.tracking.mark_applied(cursor, notice.notification_id)
+            ctx.tracking.forget_attempts(cursor, _message_id())
             ctx.audit.insert(cursor, audit_record(
                 notice.notification_id, event, project_code=project.project_code,
                 window=str(project.window),
@@ -116,6 +119,14 @@ def declare_actors(  # noqa: PLR0915 - each actor sits beside its options
 
     def deliver(key: str) -> None:
         structlog.contextvars.bind_contextvars(notification=key)
+        ctx = context()
+        delivered_or_given_up(key)
+        ctx.tracking.forget(_message_id())  # done; a DeliveryError raised above is retried
+
+    def delivered_or_given_up(key: str) -> None:
+        """One delivery attempt of ``key``; returns when the message is done (sent, dead,
+        nothing to send, or sent again later as a new message), raises DeliveryError for a
+        retry of this message."""
         ctx = context()
         if not guard(policy.delivery_retries):
             ctx.notifications.mark_dead(key, "given up after repeated attempts",

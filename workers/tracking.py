@@ -3,7 +3,9 @@
 The tracking row of an event is written in the same transaction as its audit record and its
 notifications, so a redelivered event changes nothing. Attempt counts survive a worker that
 dies mid-task (dramatiq's own retry count does not grow then), so a message that kills its
-worker is given up instead of looping.
+worker is given up instead of looping. A message's count is forgotten when the message is done
+(handled, or given up by its count), so the table holds the messages in flight and the
+dead-lettered ones (whose re-drive sends them under new ids), not every message ever sent.
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ class Tracking:
             "ON CONFLICT (notification_id) DO NOTHING",
             (notification_id,),
         )
+
+    @staticmethod
+    def forget_attempts(cursor: Cursor, message_id: str) -> None:
+        """Drops a message's attempt count, in the caller's transaction: the message is done
+        (a redelivery after a crash between this commit and the broker's ack counts from 1
+        again, and finds nothing left to do)."""
+        cursor.execute("DELETE FROM message_attempts WHERE message_id = %s", (message_id,))
+
+    def forget(self, message_id: str) -> None:
+        """:meth:`forget_attempts` in a statement of its own."""
+        self.db.run("DELETE FROM message_attempts WHERE message_id = %s", (message_id,))
 
     def applied(self, notification_id: int) -> bool:
         rows = self.db.query(

@@ -331,6 +331,9 @@ def test_a_whole_case_is_audited_and_notified_exactly_once(
     assert all(r.signed for r in receiver.requests)
     assert sorted(r.path for r in receiver.requests) == ["/zlb", "/zlb", "/zzd"]
 
+    # Every message is done: no attempt count is kept for it.
+    assert p.db.query("SELECT count(*) FROM message_attempts") == [(0,)]
+
     # A relay that redelivers everything changes nothing.
     before = _snapshot(p)
     p.actors.publish(notices)
@@ -338,6 +341,7 @@ def test_a_whole_case_is_audited_and_notified_exactly_once(
     assert _snapshot(p) == before
     assert len(mailbox.received) == 4
     assert len(receiver.requests) == 3
+    assert p.db.query("SELECT count(*) FROM message_attempts") == [(0,)]
 
 
 def test_a_webhook_answering_500_then_200_is_sent_on_the_second_attempt(
