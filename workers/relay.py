@@ -18,7 +18,7 @@ import structlog
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from application.sqldb import Database
+from application.sqldb import NO_FLUSH, Database
 from application.store import CaseStore
 from workers.messages import EventNotice
 
@@ -35,8 +35,8 @@ SCHEMA = [
 #: lost in a crash of the server only makes the relay send a few events again, which the
 #: consumers deduplicate.
 _RECORD_POSITION = {
-    "postgres": "INSERT INTO relay_position (name, position) SELECT %s, %s "
-    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s "
+    "postgres": "INSERT INTO relay_position (name, position) "  # noqa: S608 - constants only
+    f"SELECT %s, %s FROM {NO_FLUSH} "
     "ON CONFLICT (name) DO UPDATE SET position = excluded.position "
     "WHERE relay_position.position < excluded.position",
     "sqlite": "INSERT INTO relay_position (name, position) VALUES (%s, %s) "

@@ -108,8 +108,8 @@ def test_nothing_can_be_read_in_a_writes_block_on_postgres(tmp_path: Path) -> No
             db.close()
 
 
-def test_a_non_durable_transaction_reads_what_it_wrote(db: Database) -> None:
-    with db.transaction(durable=False) as cursor:
+def test_a_transaction_reads_what_it_wrote(db: Database) -> None:
+    with db.transaction() as cursor:
         cursor.execute("INSERT INTO t (k, n) VALUES (%s, %s)", ("a", 1))
         cursor.execute(
             "INSERT INTO t (k, n) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET n = t.n + 1 "
