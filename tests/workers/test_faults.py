@@ -88,7 +88,9 @@ def test_a_worker_killed_mid_delivery_is_redelivered_and_sent_once(world: Rig) -
     )
     redelivered_after = w.receiver.arrival_time(key, 2) - killed_at
     print(f"\n(a) webhook redelivered {redelivered_after:.1f} s after SIGKILL")
-    assert redelivered_after < 30, "the broker's settings bring a killed worker's message back"
+    # The broker's maintenance tick requeues the message 10-11 s after the kill (heartbeat
+    # timeout + tick); the worker then holds it back until the killed attempt's 15 s lease ends.
+    assert redelivered_after < 20, "the broker's settings bring a killed worker's message back"
 
     rows = w.db.query("SELECT state, attempts FROM notifications WHERE key = %s", (key,))
     assert rows == [("sent", 2)], "the notification exists once, sent at its second attempt"
