@@ -20,7 +20,7 @@ from bench.read_models import (
     rebuild_rows,
 )
 from bench.stats import Memory
-from bench.table import Row, at_most, ratio_at_least, ratio_at_most
+from bench.table import Row, at_most, ratio_at_least, ratio_at_most, reference
 
 # Phase names (keys of Point.phases).
 LIVE = "GET /health/live, 16 clients"
@@ -30,6 +30,8 @@ CMD16 = "commands, 16 clients"
 READ16 = "GET /projects/{id}, 16 clients"
 READ_HOT = "GET /projects/{id} of cached projects, 16 clients"
 FLOOR_KIND = "framework floor"  # the Point of bench.floor_app's command phases
+FLOOR_DB_KIND = "framework floor + PostgreSQL"  # the Point of the floor with its database work
+FLOOR_STEP, FLOOR_DB_STEP = FLOOR_KIND, FLOOR_DB_KIND  # their steps (keys of Results.errors)
 
 GROWTH_BOUND = 1.25  # issue 5: the cost of a command does not grow with the store
 MEMORY_MB = 150.0  # issue 5: each API or worker process
@@ -72,6 +74,12 @@ class Results:
     # bench.floor_app's command phases (CMD1, CMD16), beside the smallest store's real ones
     floor: Point | None = None
     floor_body_bytes: int | None = None  # the size of its answers
+    # the floor with the least database work (bench/floor_db.py): LIVE, CMD1, CMD16, READ16
+    floor_db: Point | None = None
+    floor_view_bytes: int | None = None  # the size of its views (GET /projects/{id} answers)
+    floor_db_inserted: int | None = None  # the rows in its inserts' table after its phases
+    floor_db_created: int | None = None  # its commands answered 201 (warm-up included)
+    floors_only: bool = False  # ``--only floors``: the baselines and the floors, nothing else
     memory: dict[str, list[Memory]] = field(default_factory=dict)  # role → readings
     rebuild: RebuildFigures | None = None
     loads: LoadFigures | None = None
@@ -192,7 +200,7 @@ def floor_rows(results: Results) -> list[Row]:
     sec = (f"framework floor: granian + Litestar + auth + request id, JSON body in, fixed "
            f"answer out{size}, no store (beside the {size_label(smallest)} store's "
            "phases)")  # fmt: skip
-    note = floor.error or results.errors.get("framework floor", "") or (
+    note = floor.error or results.errors.get(FLOOR_STEP, "") or (
         "" if results.floor else "not run")  # fmt: skip
     real_note = real.error or note
     what = "framework floor: POST /projects/{id}/deferred-materials, no store"
@@ -217,6 +225,101 @@ def floor_rows(results: Results) -> list[Row]:
             real.us_per_request(CMD16), "µs", floor.us_per_request(CMD16),
             "framework floor, 16 clients", note=real_note, section=sec),
     ]  # fmt: skip
+
+
+def floor_db_rows(results: Results) -> list[Row]:
+    """The framework floor with the least database work each request must do
+    (``bench/floor_db.py``): a command is one durable insert, a read of an uncached project one
+    select by primary key. Measured floors, not the service: issue 5's targets stand beside
+    them as references (the verdict says whether the floor leaves room for the target), and
+    the real server's figures are set against them: its commands at the smallest store (as
+    the framework floor's), its reads at the first store whose reads missed its cache as the
+    floor's do (see :func:`cold_point`)."""
+    smallest = min(results.sizes)
+    kind = results.kinds[0]
+    floor = results.floor_db or Point(smallest, FLOOR_DB_KIND)
+    real = results.point(smallest, kind) or Point(smallest, kind, error="not run")
+    reader = cold_point(results, floor.read_projects)
+    raw1, raw8 = _raw(results, "1"), _raw(results, "8")
+    threads = raw8.threads if raw8 else 8
+    view = (f"views of {results.floor_view_bytes / 1024:.1f} KiB, "
+            if results.floor_view_bytes else "")  # fmt: skip
+    sec = (f"measured floors, not the service: the framework floor + the least PostgreSQL "
+           f"work (a command = one durable insert; a read = one select by primary key, "
+           f"{view}{floor.read_projects:,} rows; a pool as the service's; beside the "
+           f"{size_label(smallest)} store's phases)")  # fmt: skip
+    note = floor.error or results.errors.get(FLOOR_DB_STEP, "") or (
+        "" if results.floor_db else "not run")  # fmt: skip
+    real_note, reader_note = real.error or note, reader.error or note
+    issue = "issue 5, for the service"
+    cmd = "floor + one durable insert: POST /projects/{id}/deferred-materials"
+    get = f"floor + one PK select: GET /projects/{{id}}, 16 clients, {floor.read_projects:,} rows"
+    at = f"{kind}, store of {size_label(smallest)}"
+    read_at = f"{kind}, store of {size_label(reader.size)}"
+    cold = f"{reader.read_projects:,} projects" if reader.read_projects else "projects"
+    if 0 < reader.read_projects < floor.read_projects:  # a small store only: few projects
+        cold += " (most answered from the API's cache)"
+    live = f"GET /health/live of the real server ({read_at})"
+    rows = [
+        Row(f"{cmd}, 1 client", floor.rate(CMD1), "/s", _rate(raw1), "raw insert, 1 conn",
+            reference(ratio_at_least(0.60, issue)), note, sec),
+        Row(f"{cmd}, 16 clients", floor.rate(CMD16), "/s", _rate(raw8),
+            f"raw insert, {threads} threads", reference(ratio_at_least(0.40, issue)), note, sec),
+        Row("floor GET /health/live req/s, 16 clients (trivial GET)", floor.rate(LIVE), "/s",
+            reader.rate(LIVE), live, note=note, section=sec),
+        Row(get, floor.rate(READ16), "/s", floor.rate(LIVE), "floor GET /health/live, same server",
+            reference(ratio_at_least(0.50, issue)), note, sec),
+        Row(get, floor.rate(READ16), "/s", reader.rate(LIVE), live, note=note, section=sec),
+        Row("floor + one durable insert: rows committed (counted afterwards)",
+            results.floor_db_inserted, "", results.floor_db_created,
+            "its commands answered 201, warm-up included", note=note, section=sec),
+    ]  # fmt: skip
+    for phase, what in ((CMD1, f"{cmd}, 1 client"), (CMD16, f"{cmd}, 16 clients"),
+                        (READ16, "floor + one PK select: GET /projects/{id}")):  # fmt: skip
+        rows += [
+            Row(f"{what}: server CPU per request", floor.us_per_request(phase), "µs", note=note,
+                section=sec),
+            Row(f"{what}: PostgreSQL CPU per request", _pg_us_per_request(floor, phase), "µs",
+                note=note, section=sec),
+        ]  # fmt: skip
+    rows += [
+        Row(f"commands/s, 16 clients ({at}) against the floor + one insert", real.rate(CMD16),
+            "/s", floor.rate(CMD16), "floor + one insert, 16 clients", note=real_note,
+            section=sec),
+        Row(f"server CPU per command, 16 clients ({at}) against the floor + one insert",
+            real.us_per_request(CMD16), "µs", floor.us_per_request(CMD16),
+            "floor + one insert, 16 clients", note=real_note, section=sec),
+        Row(f"GET /projects/{{id}} req/s, {cold} not read before ({read_at}) against the floor "
+            "+ one PK select", reader.rate(READ16), "/s", floor.rate(READ16),
+            "floor + one PK select", note=reader_note, section=sec),
+        Row(f"server CPU per GET /projects/{{id}} not read before ({read_at}) against the "
+            "floor + one PK select", reader.us_per_request(READ16), "µs",
+            floor.us_per_request(READ16), "floor + one PK select", note=reader_note,
+            section=sec),
+    ]  # fmt: skip
+    return rows
+
+
+def cold_point(results: Results, projects: int) -> Point:
+    """The real server's point (first server) whose cold reads are most like the floor's: the
+    smallest store whose GET /projects/{id} went to at least ``projects`` projects (at the
+    smallest store they go to the few the commands left, which the API's cache soon holds
+    all of), else the one that read the most projects; a point saying "not run" if none."""
+    kind = results.kinds[0]
+    points = sorted((p for p in results.points if p.kind == kind), key=lambda p: p.size)
+    if not points:
+        return Point(max(results.sizes), kind, error="not run")
+    wide = [p for p in points if projects and p.read_projects >= projects]
+    return wide[0] if wide else max(points, key=lambda p: (p.read_projects, p.size))
+
+
+def _pg_us_per_request(p: Point, phase: str) -> float | None:
+    """PostgreSQL's CPU (the backends of the server's connections, and the shared processes:
+    WAL writer, …) over the phase ÷ its requests."""
+    r = p.phases.get(phase)
+    if r is None or not r.requests or r.postgres_cpu_s is None:
+        return None
+    return r.postgres_cpu_s / r.requests * 1e6
 
 
 def latency_rows(results: Results, key: str, sec: str, *, targets: bool) -> list[Row]:
@@ -305,11 +408,13 @@ def scale_out_rows(results: Results) -> list[Row]:
 
 def build_rows(results: Results) -> list[Row]:
     rows = baseline_rows(results)
+    if results.floors_only:
+        return rows + floor_rows(results) + floor_db_rows(results)
     for size in results.sizes:
         for kind in results.kinds:
             rows += point_rows(results, size, kind)
         if size == min(results.sizes):
-            rows += floor_rows(results)
+            rows += floor_rows(results) + floor_db_rows(results)
     big = size_label(results.largest)
     rows += latency_rows(
         results, "single",
@@ -333,8 +438,8 @@ def build_rows(results: Results) -> list[Row]:
 def phase_list(results: Results) -> Sequence[tuple[str, LoadResult]]:
     """Every HTTP phase, labelled, for the CPU table."""
     out: list[tuple[str, LoadResult]] = []
-    floor = [] if results.floor is None else [
-        (f"{FLOOR_KIND}: {name}", r) for name, r in results.floor.phases.items()]  # fmt: skip
+    floor = [(f"{p.kind}: {name}", r) for p in (results.floor, results.floor_db)
+             if p is not None for name, r in p.phases.items()]  # fmt: skip
     smallest = min(results.sizes)
     for p in results.points:
         if floor and p.size > smallest:  # after the smallest store's phases

@@ -218,14 +218,18 @@ class Server(Process):
 class FloorServer(Server):
     """``python -m bench.floor_app`` (the framework floor: the service's HTTP stack with no
     store behind it) on a free port, served as ``ecocase serve --server granian --workers 1``
-    serves the real app, with the run's environment (its secret, its log settings)."""
+    serves the real app, with the run's environment (its secret, its log settings, its
+    PostgreSQL). With ``schema`` it does the least database work of each request in the
+    tables of that schema (``bench/floor_db.py``)."""
 
     def __init__(
         self, host: str, env: dict[str, str], log_path: Path, *, body_bytes: int,
-        name: str = "framework floor",
+        schema: str | None = None, name: str = "framework floor",
     ) -> None:  # fmt: skip
         super().__init__("granian", host, env, log_path, name=name)
         self.args = ["--host", host, "--port", str(self.port), "--body-bytes", str(body_bytes)]
+        if schema is not None:
+            self.args += ["--schema", schema]
 
     @property
     def command(self) -> list[str]:

@@ -46,6 +46,7 @@ from psycopg import sql
 from bench import document, read_models
 from bench.baseline import PgTarget, create_schema, drop_schema, raw_inserts
 from bench.floor_app import DEFAULT_BODY_BYTES
+from bench.floor_db import DEFAULT_VIEW_BYTES, create_tables, inserted
 from bench.http_load import LoadResult, RequestFactory
 from bench.latency import (
     LatencyResult,
@@ -71,7 +72,10 @@ from bench.redis_db import RedisDb
 from bench.rows import (
     CMD1,
     CMD16,
+    FLOOR_DB_KIND,
+    FLOOR_DB_STEP,
     FLOOR_KIND,
+    FLOOR_STEP,
     LIVE,
     READ16,
     READ_HOT,
@@ -163,7 +167,8 @@ class Suite:
         self.token = officer_token(self.secret)
         self.schema = f"ecocase_bench_{self.run_id}_store"
         self.schemas: list[str] = []
-        self.results = Results(quick=not args.full, sizes=plan.sizes, kinds=tuple(args.servers))
+        self.results = Results(quick=not args.full, sizes=plan.sizes, kinds=tuple(args.servers),
+                               floors_only=args.only == "floors")  # fmt: skip
         self.redis = RedisDb(args.redis_url, self.run_id)
         self.log_dir = Path(tempfile.mkdtemp(prefix="ecocase-bench-"))
         self.pool = ProjectPool(secrets.randbelow(2**32))
@@ -275,31 +280,11 @@ class Suite:
         started = time.perf_counter()
         try:
             self.attempt("raw baseline", self.raw_baseline)
-            self.fresh_schema(self.schema)
-            self.env = server_env(self.target, self.schema, self.secret, None)
-            if self.attempt("redis", self.claim_redis):
-                self.env = server_env(self.target, self.schema, self.secret, self.redis.url)
-            _log(f"run {self.run_id}: schema {self.schema}, Redis {self.env['ECOCASE_REDIS_URL']}")
-            for size in self.plan.sizes:
-                if not self.attempt(f"seeding to {size:,}", partial(self.grow, size)):
-                    break
-                for kind in self.results.kinds:
-                    keep = size == self.results.largest and kind == self.results.kinds[0]
-                    self.attempt(f"HTTP phases {kind} {size:,}",
-                                 partial(self.point, size, kind, keep=keep))  # fmt: skip
-                if size == min(self.plan.sizes):
-                    self.attempt("framework floor", self.floor)
-            if self.api is not None and self.redis.db is not None:
-                self.attempt("latency single", self.pipeline)
-                self.attempt("scale-out", self.scale_out)
+            if self.results.floors_only:
+                self.env = server_env(self.target, self.schema, self.secret, None)
+                self.floors()
             else:
-                why = "no Redis" if self.redis.db is None else "the largest store's API failed"
-                self.results.errors.setdefault("latency single", f"not run: {why}")
-                self.results.errors.setdefault("scale-out", f"not run: {why}")
-            self.stop_all()
-            if self.results.seeding:
-                self.attempt("rebuild", self.rebuild)
-            self.attempt("loads", self.loads)
+                self.everything()
         finally:
             self.clean_up()
             self.seconds = time.perf_counter() - started
@@ -308,6 +293,34 @@ class Suite:
         else:
             shutil.rmtree(self.log_dir, ignore_errors=True)
         return self.results
+
+    def everything(self) -> None:
+        """Every step after the raw baselines (``run`` cleans up after them)."""
+        self.fresh_schema(self.schema)
+        self.env = server_env(self.target, self.schema, self.secret, None)
+        if self.attempt("redis", self.claim_redis):
+            self.env = server_env(self.target, self.schema, self.secret, self.redis.url)
+        _log(f"run {self.run_id}: schema {self.schema}, Redis {self.env['ECOCASE_REDIS_URL']}")
+        for size in self.plan.sizes:
+            if not self.attempt(f"seeding to {size:,}", partial(self.grow, size)):
+                break
+            for kind in self.results.kinds:
+                keep = size == self.results.largest and kind == self.results.kinds[0]
+                self.attempt(f"HTTP phases {kind} {size:,}",
+                             partial(self.point, size, kind, keep=keep))  # fmt: skip
+            if size == min(self.plan.sizes):
+                self.floors()
+        if self.api is not None and self.redis.db is not None:
+            self.attempt("latency single", self.pipeline)
+            self.attempt("scale-out", self.scale_out)
+        else:
+            why = "no Redis" if self.redis.db is None else "the largest store's API failed"
+            self.results.errors.setdefault("latency single", f"not run: {why}")
+            self.results.errors.setdefault("scale-out", f"not run: {why}")
+        self.stop_all()
+        if self.results.seeding:
+            self.attempt("rebuild", self.rebuild)
+        self.attempt("loads", self.loads)
 
     def claim_redis(self) -> None:
         self.redis_version = self.redis.server_version()
@@ -398,7 +411,7 @@ class Suite:
 
     async def _phase(self, server: Server, p: Point, name: str, *, clients: int,
                      seconds: float, factory: RequestFactory, expect: frozenset[int],
-                     keep: bool = True) -> None:  # fmt: skip
+                     keep: bool = True) -> LoadResult:  # fmt: skip
         r = await phase(server, self.token, name, clients=clients, seconds=seconds,
                         factory=factory, expect=expect)  # fmt: skip
         if keep:
@@ -406,6 +419,13 @@ class Suite:
         _log(f"  {name}: {r.rate:,.0f}/s, p50 {r.latency.p50_ms:.2f} ms, errors {r.errors}"
              + (f" e.g. {r.error_samples[0]}" if r.error_samples else "")
              + (f", other CPU {r.other_share:.0%}" if r.noisy else ""))  # fmt: skip
+        return r
+
+    def floors(self) -> None:
+        """The framework floor, then the floor with its database work (each a step of its
+        own: the first needs no database)."""
+        self.attempt(FLOOR_STEP, self.floor)
+        self.attempt(FLOOR_DB_STEP, self.floor_db)
 
     def floor(self) -> None:
         """The framework floor (``bench/floor_app.py``): the command phases of the smallest
@@ -414,10 +434,7 @@ class Suite:
         with its deferred materials: the 16-client phase's answers are the larger), so that
         the floor is not slowed by larger answers than the real ones."""
         size = min(self.plan.sizes)
-        real = self.results.point(size, self.results.kinds[0])
-        sizes = [_answer_bytes(real.phases.get(name)) for name in (CMD1, CMD16)] if real else []
-        body = min((x for x in sizes if x), default=DEFAULT_BODY_BYTES)
-        self.results.floor_body_bytes = body
+        body = self.results.floor_body_bytes = self._floor_body_bytes()
         p = self.results.floor = Point(size, FLOOR_KIND)
         server = FloorServer(self.args.host, self.env, self.log_dir / "floor.log",
                              body_bytes=body)  # fmt: skip
@@ -429,6 +446,69 @@ class Suite:
             raise
         finally:
             server.stop()
+
+    def _floor_body_bytes(self) -> int:
+        real = self.results.point(min(self.plan.sizes), self.results.kinds[0])
+        sizes = [_answer_bytes(real.phases.get(name)) for name in (CMD1, CMD16)] if real else []
+        return min((x for x in sizes if x), default=DEFAULT_BODY_BYTES)
+
+    def floor_db(self) -> None:
+        """The framework floor with the least database work (``bench/floor_db.py``): in a
+        schema of the run's own (dropped afterwards), a table for the commands' inserts and
+        one of ``read_projects`` pre-encoded views of the size of the real cold reads'
+        answers; then, against ``python -m bench.floor_app --schema``, the real server's
+        order of phases: GET /health/live, the commands (1 and 16 clients, one durable
+        insert each), GET /projects/{id} over the views (one select by primary key each)."""
+        plan = self.plan
+        size = min(plan.sizes)
+        real = self.results.point(size, self.results.kinds[0])
+        view = _answer_bytes(real.phases.get(READ16)) if real else None
+        self.results.floor_view_bytes = view = view or DEFAULT_VIEW_BYTES
+        body = self.results.floor_body_bytes or self._floor_body_bytes()
+        p = self.results.floor_db = Point(size, FLOOR_DB_KIND)
+        schema = self.fresh_schema(f"ecocase_bench_{self.run_id}_floor")
+        try:
+            started = time.perf_counter()
+            ids = [str(i) for i in create_tables(self.target, schema, views=plan.read_projects,
+                                                 view_bytes=view)]  # fmt: skip
+            _log(f"framework floor + PostgreSQL: {len(ids):,} views of {view:,} bytes in "
+                 f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+            p.read_projects = len(ids)
+            server = FloorServer(self.args.host, self.env, self.log_dir / "floor-db.log",
+                                 body_bytes=body, schema=schema, name=FLOOR_DB_KIND)  # fmt: skip
+            self.start(server)
+            try:
+                run_async(self._floor_db_phases(server, p, ids))
+            except Exception as e:
+                p.error = f"{type(e).__name__}: {str(e)[:200]}"
+                raise
+            finally:
+                server.stop()
+            self.results.floor_db_inserted = inserted(self.target, schema)
+        finally:
+            drop_schema(self.target, schema)
+
+    async def _floor_db_phases(self, server: Server, p: Point, ids: list[str]) -> None:
+        plan, n = self.plan, self.plan.clients
+        await server.wait_healthy()
+        _log(f"{server.name} up on port {server.port}")
+        cmd_ids = ids[: plan.command_projects]
+
+        async def run(name: str, clients: int, seconds: float, factory: RequestFactory,
+                      expect: frozenset[int], *, keep: bool = True) -> int:  # fmt: skip
+            r = await self._phase(server, p, name, clients=clients, seconds=seconds,
+                                  factory=factory, expect=expect, keep=keep)  # fmt: skip
+            return r.statuses.get(201, 0)
+
+        await run("warm-up", n, plan.warmup_seconds, fixed("GET", "/health/live"), OK, keep=False)
+        await run(LIVE, n, plan.trivial_seconds, fixed("GET", "/health/live"), OK)
+        created = await run("warm-up commands", n, plan.warmup_seconds, commands(cmd_ids, n),
+                            CREATED, keep=False)  # fmt: skip
+        created += await run(CMD1, 1, plan.cmd1_seconds, commands(cmd_ids, 1), CREATED)
+        created += await run(CMD16, n, plan.cmd16_seconds, commands(cmd_ids, n), CREATED)
+        self.results.floor_db_created = created
+        await run(READ16, n, plan.read_seconds, reads(ids, n), OK)
+        server.check()
 
     async def _floor_phases(self, server: Server, p: Point) -> None:
         plan, n = self.plan, self.plan.clients
@@ -620,6 +700,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the Redis server; the run claims a free database (15…1) of it",
     )
     p.add_argument("--sizes", help=argparse.SUPPRESS)  # e.g. 2000,5000: trying the suite out
+    p.add_argument(
+        "--only",
+        choices=("floors",),
+        help="floors: the raw baselines and the framework floors only (about 1 min; no store, "
+        "no Redis: the rows against the real server say not measured)",
+    )
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     args = p.parse_args(argv)
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -641,6 +727,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.wait_quiet > 0:
         busy = wait_until_quiet(args.wait_quiet)
         _log(f"machine busy {busy:.0%} of a core before the run")
+    if args.only == "floors":
+        plan = replace(plan, sizes=plan.sizes[:1])
     suite = Suite(args, plan)
     load_before = load_average()
     results = suite.run()
@@ -655,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc.write_json(args.json)
     if args.markdown:
         doc.write_markdown(args.markdown)
-    if args.full and not args.sizes:
+    if args.full and not args.sizes and not args.only:
         doc.write_markdown(args.results, full_document=True)
     if results.errors:
         return 2

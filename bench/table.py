@@ -6,17 +6,23 @@ value (``<= 20 ms``) or on the ratio value ÷ baseline (``>= 0.60``). The verdic
 only when the figure was measured, the baseline too (for a bound on the ratio), and the bound
 holds; a target whose figure is missing is ``FAIL (not measured)``, never a pass. Rows without
 a target say ``measured`` (or ``not measured``).
+
+A *reference* target (:func:`reference`) is the service's target shown beside a measured floor
+(the least any implementation on the stack must do): the verdict says whether the floor leaves
+room for it (``floor allows it``) or not (``out of reach``), never pass or FAIL, and it is
+not counted among the targets (:func:`failures`, :func:`targets`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 Op = Literal["<=", ">="]
 PASS, FAIL, MEASURED, NOT_MEASURED = "pass", "FAIL", "measured", "not measured"
+ALLOWS, OUT_OF_REACH = "floor allows it", "out of reach"  # the verdicts of a reference target
 
 
 @dataclass(frozen=True)
@@ -25,9 +31,15 @@ class Target:
     bound: float
     on_ratio: bool = False  # the bound applies to value ÷ baseline, not to the value
     label: str = ""  # where it comes from, e.g. "issue 5"
+    reference: bool = False  # shown beside a floor: never a pass or a failure
 
     def holds(self, x: float) -> bool:
         return x <= self.bound if self.op == "<=" else x >= self.bound
+
+
+def reference(target: Target) -> Target:
+    """The service's ``target`` beside a measured floor (see the module's docstring)."""
+    return replace(target, reference=True)
 
 
 def at_most(bound: float, label: str = "") -> Target:
@@ -76,17 +88,27 @@ class Row:
         return value / base
 
     @property
-    def passed(self) -> bool | None:
-        """True or False against the target; None when there is no target."""
+    def holds(self) -> bool:
+        """The target holds for the measured figure (False when it was not measured)."""
         if self.target is None:
-            return None
+            return False
         x = self.ratio if self.target.on_ratio else _number(self.value)
         return x is not None and self.target.holds(x)
+
+    @property
+    def passed(self) -> bool | None:
+        """True or False against the target; None when there is no target, or only a
+        reference target."""
+        if self.target is None or self.target.reference:
+            return None
+        return self.holds
 
     @property
     def verdict(self) -> str:
         if self.target is None:
             return MEASURED if self.measured else NOT_MEASURED
+        if self.target.reference:
+            return self._reference_verdict()
         if self.passed:
             return PASS
         if not self.measured:
@@ -94,6 +116,12 @@ class Row:
         if self.target.on_ratio and self.ratio is None:
             return f"{FAIL} (no baseline)"
         return FAIL
+
+    def _reference_verdict(self) -> str:
+        assert self.target is not None
+        if not self.measured or (self.target.on_ratio and self.ratio is None):
+            return NOT_MEASURED
+        return ALLOWS if self.holds else OUT_OF_REACH
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +139,7 @@ class Row:
                 "bound": self.target.bound,
                 "on_ratio": self.target.on_ratio,
                 "label": self.target.label,
+                "reference": self.target.reference,
             },
             "verdict": self.verdict,
             "passed": self.passed,
@@ -244,6 +273,11 @@ def render_markdown(rows: Sequence[Row]) -> str:
     return "\n".join(out + ([""] + [f"{n}  " for n in foot] if foot else []))
 
 
+def targets(rows: Sequence[Row]) -> list[Row]:
+    """The rows with a target of their own (not a reference target)."""
+    return [r for r in rows if r.target is not None and not r.target.reference]
+
+
 def failures(rows: Sequence[Row]) -> list[Row]:
     """The rows whose target is not met (missing measurements included)."""
-    return [r for r in rows if r.target is not None and not r.passed]
+    return [r for r in targets(rows) if not r.passed]

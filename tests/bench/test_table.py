@@ -109,4 +109,5 @@ def test_json_keeps_the_verdict() -> None:
     assert data["value"] is None
     assert data["passed"] is False
     assert data["verdict"] == "FAIL (not measured)"
-    assert data["target"] == {"op": "<=", "bound": 50.0, "on_ratio": False, "label": "issue 5"}
+    assert data["target"] == {"op": "<=", "bound": 50.0, "on_ratio": False, "label": "issue 5",
+                              "reference": False}  # fmt: skip
