@@ -12,8 +12,10 @@ view serialise, so every event is applied exactly once.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -353,6 +355,25 @@ _PG_SCHEMA = (
 #: The types of project_index's columns, in COLUMNS order (for a binary COPY).
 _PG_TYPES = ("uuid", "text", "text", "text", "text[]", "text", "bool", "int4", "text[]", "int4",
              "timestamptz", "timestamptz")  # fmt: skip
+#: The same for the bulk load, whose two text[] columns are sent as ready bytes (text_array).
+_PG_COPY_TYPES = tuple("bytea" if t == "text[]" else t for t in _PG_TYPES)
+_TEXT_OID = 25
+
+
+@functools.lru_cache(maxsize=4096)
+def text_array(items: tuple[str, ...]) -> bytes:
+    """``items`` as a one-dimensional text[] in PostgreSQL's binary format, as ``array_recv``
+    reads it (dimensions, no-null flag, element type; size and lower bound; each element's
+    length and UTF-8 bytes), for a binary COPY. psycopg's list dumper is Python code: 5.5 µs
+    of a project row's 6.7 µs in a COPY of 100,000 rows (one run). The tuples repeat (tiers,
+    officers), so each is encoded once."""
+    if not items:
+        return struct.pack("!iiI", 0, 0, _TEXT_OID)
+    parts = [struct.pack("!iiIii", 1, 0, _TEXT_OID, len(items), 1)]
+    for item in items:
+        data = item.encode()
+        parts += (struct.pack("!i", len(data)), data)
+    return b"".join(parts)
 
 
 ATTEMPTS = 10  # optimistic applies of one batch before a TrackingConflictError
@@ -472,9 +493,11 @@ class PostgresStorage:
                     self._sql("COPY {s}.project_index ({columns}) FROM STDIN (FORMAT BINARY)")
                 ) as copy,
             ):
-                copy.set_types(_PG_TYPES)
-                for summary in rows:
-                    copy.write_row(self._row(summary))
+                copy.set_types(_PG_COPY_TYPES)
+                for r in rows:
+                    copy.write_row((r.id, r.name, r.project_code, r.window, text_array(r.tiers),
+                                    r.status, r.is_major, r.open_letters, text_array(r.officers),
+                                    r.version, r.registered_at, r.updated_at))  # fmt: skip
                     count += 1
             conn.execute(
                 self._sql(

@@ -549,3 +549,25 @@ def test_postgres_view_lives_in_the_store_schema(
         ).fetchall()
     assert {"project_index", "project_index_tracking"} <= {t[0] for t in tables}
     assert position == [(1,)]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "items",
+    [(), ("city_key",), ("officer-xihu-01", "officer-xihu-02", "张伟"), ("",), ("a,b", '"{x}"')],
+)
+def test_a_text_array_sent_as_bytes_in_a_binary_copy_reads_back_as_the_tuple(
+    items: tuple[str, ...],
+) -> None:
+    """The bulk load sends text[] columns as ready bytes (``text_array``): PostgreSQL's
+    ``array_recv`` takes them as the array, element for element."""
+    with pg.connect() as conn:
+        conn.execute("CREATE TEMP TABLE arrays (n int, a text[] NOT NULL)")
+        with conn.cursor() as cur, cur.copy("COPY arrays FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(("int4", "bytea"))
+            copy.write_row((1, project_index_storage.text_array(items)))
+        row = conn.execute(
+            "SELECT a, a = %s::text[], array_lower(a, 1) FROM arrays", (list(items),)
+        ).fetchone()
+    # the same array as PostgreSQL makes of the list (dimensions and lower bound included)
+    assert row == (list(items), True, 1 if items else None)
