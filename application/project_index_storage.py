@@ -30,7 +30,7 @@ from eventsourcing.utils import Environment
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from application.sqldb import TrackingConflictError, postgres_target
+from application.sqldb import TrackingConflictError, Upsert, advance_and_upsert, postgres_target
 
 TRACKING_NAME = "project_index"  # the one row of project_index_tracking
 
@@ -420,24 +420,12 @@ class PostgresStorage:
         self._writes: dict[int, str] = {}  # the write of n <= CACHED_ROWS rows, by n
 
     def _write_sql(self, rows: int) -> str:
-        """Advances the position from the value read (%s: new, name, read) and, only if it
-        did, upserts ``rows`` rows; its one row is how many positions moved (1 or 0)."""
+        """Advances the position from the value read and, only if it did, upserts ``rows``
+        rows (:func:`~application.sqldb.advance_and_upsert`)."""
         text = self._writes.get(rows)
         if text is None:
-            moved = (
-                f"WITH moved AS (UPDATE {self._tracking} SET position = %s "  # noqa: S608
-                "WHERE name = %s AND position = %s RETURNING 1)"
-            )
-            if rows:
-                row = f"({', '.join(f'%s::{t}' for t in _PG_TYPES)})"
-                updates = ", ".join(f'"{c}" = excluded."{c}"' for c in COLUMNS if c != "id")
-                moved += (
-                    f", upserted AS (INSERT INTO {self._index} ({_QUOTED}) "  # noqa: S608
-                    f"SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v "
-                    "WHERE EXISTS (SELECT 1 FROM moved) "
-                    f"ON CONFLICT (id) DO UPDATE SET {updates})"
-                )
-            text = f"{moved} SELECT count(*) FROM moved"  # noqa: S608 - as above: constants
+            upsert = Upsert(self._index, COLUMNS, _PG_TYPES, ("id",), rows)
+            text = advance_and_upsert(self._tracking, [upsert])
             if rows <= CACHED_ROWS:
                 self._writes[rows] = text
         return text

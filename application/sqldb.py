@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -62,6 +63,45 @@ class _SQLiteCursor:
 #: statement and COMMIT, and 722-978 us with the flush.
 NO_FLUSH = "(SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
 _NOTHING_READ = "nothing can be read in Database.writes(): use Database.transaction()"
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """Rows of one table in :func:`advance_and_upsert`: ``rows`` of ``columns`` (PostgreSQL
+    ``types``), inserted or, on a conflict of ``key``, updated."""
+
+    table: str  # quoted, schema-qualified if need be
+    columns: Sequence[str]
+    types: Sequence[str]
+    key: Sequence[str]
+    rows: int
+
+
+def advance_and_upsert(tracking: str, upserts: Sequence[Upsert]) -> str:
+    """PostgreSQL: one statement (data-modifying CTEs, so atomic) that moves the position of
+    the ``tracking`` table's row from the value read to a new one and, only if it did, upserts
+    the rows; its one row is how many positions moved (1 or 0). Parameters: the new position,
+    the tracking name, the position read, then every row's values, table by table. How a
+    tracked read model applies a batch optimistically, with no lock held while it folds."""
+    parts = [
+        f"WITH moved AS (UPDATE {tracking} SET position = %s "  # noqa: S608 - the callers' constants
+        "WHERE name = %s AND position = %s RETURNING 1)"
+    ]
+    for n, u in enumerate(upsert for upsert in upserts if upsert.rows):
+        row = f"({', '.join(f'%s::{t}' for t in u.types)})"
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in u.columns if c not in u.key)
+        parts.append(
+            f"up{n} AS (INSERT INTO {u.table} ({quoted(u.columns)}) "  # noqa: S608 - as above
+            f"SELECT * FROM (VALUES {', '.join([row] * u.rows)}) AS v "
+            "WHERE EXISTS (SELECT 1 FROM moved) "
+            f"ON CONFLICT ({quoted(u.key)}) DO UPDATE SET {updates})"
+        )
+    return f"{', '.join(parts)} SELECT count(*) FROM moved"  # noqa: S608 - as above
+
+
+def quoted(columns: Sequence[str]) -> str:
+    """Column names, double-quoted, comma-separated."""
+    return ", ".join(f'"{c}"' for c in columns)
 
 
 class _DeferredWrites:

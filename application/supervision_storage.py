@@ -31,7 +31,15 @@ from uuid import UUID
 import psycopg
 from eventsourcing.utils import Environment
 
-from application.sqldb import Cursor, Database, TrackingConflictError, postgres_target
+from application.sqldb import (
+    Cursor,
+    Database,
+    TrackingConflictError,
+    Upsert,
+    advance_and_upsert,
+    postgres_target,
+    quoted,
+)
 
 DEFAULT_PREFIX = "supervision"
 PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -137,16 +145,12 @@ _P_COLUMNS = tuple(f'"{c}"' for c in PROJECT_COLUMNS)
 _L_COLUMNS = tuple(f'"{c}"' for c in LETTER_COLUMNS)
 
 
-def _quoted(columns: Sequence[str]) -> str:
-    return ", ".join(f'"{c}"' for c in columns)
-
-
 def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     marks = ", ".join(["%s"] * len(columns))
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in key)
     return (
-        f"INSERT INTO {table} ({_quoted(columns)}) VALUES ({marks}) "  # noqa: S608 - constants
-        f"ON CONFLICT ({_quoted(key)}) DO UPDATE SET {updates}"
+        f"INSERT INTO {table} ({quoted(columns)}) VALUES ({marks}) "  # noqa: S608 - constants
+        f"ON CONFLICT ({quoted(key)}) DO UPDATE SET {updates}"
     )
 
 
@@ -350,31 +354,16 @@ class SupervisionStorage:
         return int(rows[0][0]), states
 
     def _write_sql(self, projects: int, letters: int) -> str:
-        """PostgreSQL: advances the position from the value read (%s: new, name, read) and,
-        only if it did, upserts ``projects`` project rows and ``letters`` letter rows; its one
-        row is how many positions moved (1 or 0)."""
+        """PostgreSQL: advances the position from the value read and, only if it did, upserts
+        ``projects`` project rows and ``letters`` letter rows
+        (:func:`~application.sqldb.advance_and_upsert`)."""
         text = self._writes.get((projects, letters))
         if text is None:
-            parts = [
-                f"WITH moved AS (UPDATE {self._tracking} SET position = %s "  # noqa: S608 - constants
-                "WHERE name = %s AND position = %s RETURNING 1)"
-            ]
-            for name, table, columns, types, key, rows in (
-                ("projects_up", self._projects, PROJECT_COLUMNS, PG_PROJECT_TYPES, ("id",),
-                 projects),
-                ("letters_up", self._letters, LETTER_COLUMNS, PG_LETTER_TYPES,
-                 ("project_id", "letter_id"), letters),
-            ):  # fmt: skip
-                if rows:
-                    row = f"({', '.join(f'%s::{t}' for t in types)})"
-                    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in key)
-                    parts.append(
-                        f"{name} AS (INSERT INTO {table} ({_quoted(columns)}) "  # noqa: S608 - constants
-                        f"SELECT * FROM (VALUES {', '.join([row] * rows)}) AS v "
-                        "WHERE EXISTS (SELECT 1 FROM moved) "
-                        f"ON CONFLICT ({_quoted(key)}) DO UPDATE SET {updates})"
-                    )
-            text = f"{', '.join(parts)} SELECT count(*) FROM moved"  # noqa: S608 - constants
+            text = advance_and_upsert(self._tracking, [
+                Upsert(self._projects, PROJECT_COLUMNS, PG_PROJECT_TYPES, ("id",), projects),
+                Upsert(self._letters, LETTER_COLUMNS, PG_LETTER_TYPES, ("project_id", "letter_id"),
+                       letters),
+            ])  # fmt: skip
             if projects + letters <= CACHED_ROWS:
                 self._writes[(projects, letters)] = text
         return text
@@ -400,14 +389,14 @@ class SupervisionStorage:
             copying = cast(psycopg.Cursor[Any], cur)  # the PostgreSQL Database's cursor
             count = 0
             with copying.copy(
-                f"COPY {self._projects} ({_quoted(PROJECT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+                f"COPY {self._projects} ({quoted(PROJECT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(PG_PROJECT_TYPES)
                 for p in projects:
                     copy.write_row((p.id, p.project_code, p.name, p.window, p.status, p.version))
                     count += 1
             with copying.copy(
-                f"COPY {self._letters} ({_quoted(LETTER_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+                f"COPY {self._letters} ({quoted(LETTER_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(PG_LETTER_TYPES)
                 for letter in letters:
@@ -427,7 +416,7 @@ class SupervisionStorage:
             marks = ", ".join(["%s"] * len(chunk))
             params = [self._param(i) for i in chunk]
             cur.execute(
-                f"SELECT {_quoted(PROJECT_COLUMNS)} FROM {self._projects} "  # noqa: S608
+                f"SELECT {quoted(PROJECT_COLUMNS)} FROM {self._projects} "  # noqa: S608
                 f"WHERE id IN ({marks})",
                 params,
             )
@@ -435,7 +424,7 @@ class SupervisionStorage:
                 pid = UUID(str(r[0]))
                 projects[pid] = ProjectRecord(pid, r[1], r[2], r[3], r[4], int(r[5]))
             cur.execute(
-                f"SELECT {_quoted(LETTER_COLUMNS)} FROM {self._letters} "  # noqa: S608
+                f"SELECT {quoted(LETTER_COLUMNS)} FROM {self._letters} "  # noqa: S608
                 f"WHERE project_id IN ({marks})",
                 params,
             )
@@ -484,7 +473,7 @@ class SupervisionStorage:
             where.append("deadline >= %s")
             params.append(self._param(deadline_from))
         rows = self.db.query(
-            f"SELECT {_quoted(LETTER_COLUMNS)} FROM {self._letters} "  # noqa: S608
+            f"SELECT {quoted(LETTER_COLUMNS)} FROM {self._letters} "  # noqa: S608
             f"WHERE {' AND '.join(where)} ORDER BY deadline, project_code, letter_id",
             params,
         )
@@ -505,7 +494,7 @@ class SupervisionStorage:
     def all_letters(self) -> list[LetterRecord]:
         """Every row, in key order (for checksums and comparisons)."""
         rows = self.db.query(
-            f"SELECT {_quoted(LETTER_COLUMNS)} FROM {self._letters} "  # noqa: S608
+            f"SELECT {quoted(LETTER_COLUMNS)} FROM {self._letters} "  # noqa: S608
             "ORDER BY project_id, letter_id"
         )
         return sorted((self._letter(r) for r in rows), key=lambda r: (str(r.project_id),
@@ -523,12 +512,12 @@ class SupervisionStorage:
                 (TRACKING_NAME,),
             )
             position = int(cur.fetchone()[0])
-            cur.execute(f"SELECT {_quoted(PROJECT_COLUMNS)} FROM {self._projects}")  # noqa: S608
+            cur.execute(f"SELECT {quoted(PROJECT_COLUMNS)} FROM {self._projects}")  # noqa: S608
             projects = [
                 ProjectRecord(UUID(str(r[0])), r[1], r[2], r[3], r[4], int(r[5]))
                 for r in cur.fetchall()
             ]
-            cur.execute(f"SELECT {_quoted(LETTER_COLUMNS)} FROM {self._letters}")  # noqa: S608
+            cur.execute(f"SELECT {quoted(LETTER_COLUMNS)} FROM {self._letters}")  # noqa: S608
             letters = [self._letter(r) for r in cur.fetchall()]
         projects.sort(key=lambda p: p.id)
         letters.sort(key=lambda r: (r.project_id, r.letter_id))
