@@ -205,14 +205,12 @@ class Notifications:
         if not specs:
             return []
         at = self._time(now)
-        keys: list[str] = []
-        unique: list[NotificationSpec] = []
+        chosen: dict[str, NotificationSpec] = {}  # by key, in order: a duplicate spec is one
         for spec in specs:
             key = notification_key(notification_id, spec.recipient, spec.channel)
-            if key in keys:
+            if key in chosen:
                 continue
-            keys.append(key)
-            unique.append(spec)
+            chosen[key] = spec
             inbox = spec.channel is Channel.INBOX
             cursor.execute(
                 f"INSERT INTO notifications ({_COLUMNS}, updated_at) "  # noqa: S608 - fixed text
@@ -235,8 +233,7 @@ class Notifications:
                     at,
                 ),
             )
-        to_deliver = [k for k, spec in zip(keys, unique, strict=True)
-                      if spec.channel is not Channel.INBOX]  # fmt: skip
+        to_deliver = [k for k, spec in chosen.items() if spec.channel is not Channel.INBOX]
         if not to_deliver:  # the inbox is delivered by being stored
             return []
         cursor.execute(
@@ -245,7 +242,7 @@ class Notifications:
             (*to_deliver, *map(str, UNFINISHED)),
         )
         unfinished = {r[0] for r in cursor.fetchall()}
-        return [k for k in keys if k in unfinished]
+        return [k for k in to_deliver if k in unfinished]
 
     # --- reading -----------------------------------------------------------------------------
     def get(self, key: str) -> Notification | None:
@@ -254,15 +251,6 @@ class Notifications:
             (key,),
         )
         return self._row(rows[0]) if rows else None
-
-    def undelivered(self, notification_id: int) -> builtins.list[str]:
-        """The keys of one event's notifications that still need a delivery."""
-        rows = self.db.query(
-            "SELECT key FROM notifications WHERE notification_id = %s AND channel <> %s "
-            "AND state IN (%s, %s) ORDER BY key",
-            (notification_id, str(Channel.INBOX), *map(str, UNFINISHED)),
-        )
-        return [r[0] for r in rows]
 
     # --- delivery ----------------------------------------------------------------------------
     def start_attempt(

@@ -293,7 +293,7 @@ class CaseStore(Application[UUID]):
         events after it come in one query."""
         loaded = self._load_one_query(project_id, None)
         if loaded is None:
-            return Cached(self._reconstruct(project_id, None), head=None)
+            return Cached(self._from_repository(project_id, None), head=None)
         return loaded
 
     def _load_one_query(self, project_id: UUID, version: int | None) -> Cached | None:
@@ -324,6 +324,10 @@ class CaseStore(Application[UUID]):
         loaded = self._load_one_query(project_id, version)
         if loaded is not None:
             return loaded.project
+        return self._from_repository(project_id, version)
+
+    def _from_repository(self, project_id: UUID, version: int | None) -> KeyProject:
+        """The library's load (SQLite, POPO): snapshot and events by the repository."""
         project: object = self.repository.get(project_id, version=version, projector_func=replay)
         if not isinstance(project, KeyProject):  # pragma: no cover - one aggregate type
             raise TypeError(project_id)

@@ -33,8 +33,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from granian import Granian
-from granian.constants import Interfaces, Loops
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.concurrency import sync_to_thread
 from litestar.datastructures import State
@@ -47,6 +45,7 @@ from bench.floor_db import SCHEMA_ENV, FloorDatabase
 from domain.actor import Actor
 from interfaces import schemas as s
 from interfaces.auth import jwt_auth
+from interfaces.cli import serve_granian
 from interfaces.logs import configure_logging
 from interfaces.middleware import bind_actor_and_project, request_context
 from interfaces.problems import EXCEPTION_HANDLERS
@@ -198,18 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[BODY_BYTES_ENV] = str(args.body_bytes)  # granian's worker inherits it
     if args.schema is not None:
         os.environ[SCHEMA_ENV] = args.schema
-    # As interfaces/cli.py's _serve with --server granian --workers 1.
-    Granian(
-        FACTORY,
-        factory=True,
-        interface=Interfaces.ASGI,
-        address=args.host,
-        port=args.port,
-        workers=1,
-        loop=Loops.uvloop,
-        log_enabled=False,
-        respawn_failed_workers=True,
-    ).serve()
+    # As `ecocase serve --server granian --workers 1`.
+    serve_granian(FACTORY, host=args.host, port=args.port, workers=1)
     return 0
 
 

@@ -22,6 +22,8 @@ _COUNT_ATTEMPT = {  # the same upsert; on PostgreSQL without the WAL flush
     "RETURNING attempts",
 }
 
+_FORGET = "DELETE FROM message_attempts WHERE message_id = %s"
+
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS event_tracking (notification_id BIGINT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS message_attempts ("
@@ -50,11 +52,11 @@ class Tracking:
         """Drops a message's attempt count, in the caller's transaction: the message is done
         (a redelivery after a crash between this commit and the broker's ack counts from 1
         again, and finds nothing left to do)."""
-        cursor.execute("DELETE FROM message_attempts WHERE message_id = %s", (message_id,))
+        cursor.execute(_FORGET, (message_id,))
 
     def forget(self, message_id: str) -> None:
         """:meth:`forget_attempts` in a statement of its own."""
-        self.db.run("DELETE FROM message_attempts WHERE message_id = %s", (message_id,))
+        self.db.run(_FORGET, (message_id,))
 
     def applied(self, notification_id: int) -> bool:
         rows = self.db.query(

@@ -198,16 +198,6 @@ def test_concurrent_deliveries_of_one_event_store_it_once(store: Notifications) 
     assert count(store.db) == 4
 
 
-def test_undelivered_lists_an_events_unfinished_deliveries(store: Notifications) -> None:
-    add(store)
-    add(store, 8)
-    assert store.undelivered(7) == [f"7:{UNIT}:email", f"7:{UNIT}:webhook"]
-    store.start_attempt(f"7:{UNIT}:email")
-    store.mark_sent(f"7:{UNIT}:email", START)
-    assert store.undelivered(7) == [f"7:{UNIT}:webhook"]
-    assert store.undelivered(99) == []
-
-
 # --- delivery states -------------------------------------------------------------------------
 def test_an_attempt_counts_and_failure_then_success_ends_sent(store: Notifications) -> None:
     key = add(store)[1]
