@@ -131,7 +131,9 @@ class _Indexes:
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """The cyclic garbage collector off: a replay makes no cycles, and the collector would
-    otherwise walk the folded state again and again as the records come and go."""
+    otherwise walk the folded state again and again as the records come and go. The state must
+    be gone before the collector is on again: the first collection after it would walk all of
+    it once more (0.91 s at the end of a replay of 1M events whose state was still held)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -153,6 +155,19 @@ def replay(
     """Replays the notifications up to ``head`` into the fresh models' empty tables (the
     project list and the supervision view at position 0) and moves the positions of the
     project list and the supervision view to ``head``."""
+    with _gc_paused():  # the folded state is freed as _replay returns, before it resumes
+        return _replay(source, index, view, head=head, batch=batch, done=done)
+
+
+def _replay(
+    source: Source,
+    index: PostgresStorage,
+    view: SupervisionStorage,
+    *,
+    head: int,
+    batch: int,
+    done: Done,
+) -> Replayed:
     select = sql.SQL(
         "SELECT notification_id, originator_id::text, originator_version, topic, state FROM {} "
         "WHERE notification_id <= %s ORDER BY notification_id"
@@ -168,7 +183,6 @@ def replay(
     seconds = replayed.seconds
     with (
         _Indexes(source.conninfo, source.fresh_schema) as indexes,
-        _gc_paused(),
         psycopg.connect(source.conninfo) as reader,
         psycopg.connect(source.conninfo) as writer,
     ):
