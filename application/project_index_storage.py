@@ -376,6 +376,19 @@ def text_array(items: tuple[str, ...]) -> bytes:
     return b"".join(parts)
 
 
+#: A row of the project list as a bulk load COPYs it: :data:`COLUMNS`' values in their order,
+#: the two text[] columns (tiers, officers) as :func:`text_array` bytes.
+CopyRow = tuple[UUID, str, str, str, bytes, str, bool, int, bytes, int, datetime, datetime]
+
+
+def copy_row(r: ProjectSummary) -> CopyRow:
+    """The bulk load's row of ``r``."""
+    return (
+        r.id, r.name, r.project_code, r.window, text_array(r.tiers), r.status, r.is_major,
+        r.open_letters, text_array(r.officers), r.version, r.registered_at, r.updated_at,
+    )  # fmt: skip
+
+
 ATTEMPTS = 10  # optimistic applies of one batch before a TrackingConflictError
 CACHED_ROWS = 64  # writes of up to this many rows are kept, built once (a poll's batches)
 _P_QUOTED = ", ".join(f'p."{c}"' for c in COLUMNS)  # the columns of the alias p
@@ -460,11 +473,12 @@ class PostgresStorage:
         msg = f"project index position kept moving ({ATTEMPTS} attempts from {current})"
         raise TrackingConflictError(msg)
 
-    def load(self, rows: Iterable[ProjectSummary], position: int) -> int:
-        """Writes ``rows`` with COPY and moves the position from 0 to ``position``, in one
-        transaction: how a rebuild fills its fresh index with the rows its bulk replay folded
-        (:mod:`application.replay`). TrackingConflictError when the position is not 0; a row
-        that is there already fails the COPY. Returns how many rows were written."""
+    def load(self, rows: Iterable[CopyRow], position: int) -> int:
+        """Writes ``rows`` (:func:`copy_row`'s) with COPY and moves the position from 0 to
+        ``position``, in one transaction: how a rebuild fills its fresh index with the rows its
+        bulk replay folded (:mod:`application.replay`). TrackingConflictError when the position
+        is not 0; a row that is there already fails the COPY. Returns how many rows were
+        written."""
         with self._pool.connection() as conn, conn.transaction():
             row = conn.execute(
                 self._sql(
@@ -482,10 +496,8 @@ class PostgresStorage:
                 ) as copy,
             ):
                 copy.set_types(_PG_COPY_TYPES)
-                for r in rows:
-                    copy.write_row((r.id, r.name, r.project_code, r.window, text_array(r.tiers),
-                                    r.status, r.is_major, r.open_letters, text_array(r.officers),
-                                    r.version, r.registered_at, r.updated_at))  # fmt: skip
+                for row in rows:
+                    copy.write_row(row)
                     count += 1
             conn.execute(
                 self._sql(

@@ -13,8 +13,12 @@ The folds give exactly the rows the live projections give, which apply one event
 immutable rows: :class:`IndexFold` those of :func:`application.project_index.summarise`,
 :class:`SupervisionFold` those of :func:`application.supervision.fold`, and :class:`AuditRows`
 the values of :func:`application.audit.audit_record` (with its very summary). They keep mutable
-state per project instead, and make each row once, at the end. A rebuild compares its fresh
-models with the live ones by checksum, and the rebuild tests do after randomised workloads.
+state per project instead, and make each row once, at the end, as the bulk load writes it:
+its columns' values in order, as :func:`~application.project_index_storage.copy_row`,
+:func:`~application.supervision_storage.project_values` and
+:func:`~application.supervision_storage.letter_values` give them of the live rows. A rebuild
+compares its fresh models with the live ones by checksum, and the rebuild tests do after
+randomised workloads.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from eventsourcing.utils import resolve_topic
 
 from application.audit import summary_zh
 from application.mapper import MsgspecMapper, NoTranscoder
-from application.project_index_storage import ProjectSummary
-from application.supervision_storage import IssueRecord, LetterRecord, ProjectRecord
+from application.project_index_storage import CopyRow, text_array
+from application.supervision_storage import LetterValues, ProjectValues, issues_json
 from domain.actor import Stamp
 from domain.letters import IssueStatus, LetterStatus
 from domain.project import KeyProject, ProjectStatus
@@ -142,30 +146,35 @@ class RecordDecoder:
 # --- the project list ---------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Summary:
-    """A project's row of the list while it is folded: the row as registered, then what later
-    events change."""
+    """A project's row of the list while it is folded: the columns its registration set, then
+    what later events change."""
 
-    registered: ProjectSummary
+    id: UUID
+    name: str
+    project_code: str
+    window: str
+    tiers: bytes  # text_array()
+    is_major: bool
+    registered_at: datetime
     version: int
     at: datetime
     open_letters: int = 0
     status: str = ProjectStatus.OPEN
     officers: tuple[str, ...] = ()
 
-    def row(self) -> ProjectSummary:
-        r = self.registered
-        return ProjectSummary(
-            id=r.id, name=r.name, project_code=r.project_code, window=r.window, tiers=r.tiers,
-            status=self.status, is_major=r.is_major, open_letters=self.open_letters,
-            officers=self.officers, version=self.version, registered_at=r.registered_at,
-            updated_at=self.at.astimezone(UTC),
+    def row(self) -> CopyRow:
+        return (
+            self.id, self.name, self.project_code, self.window, self.tiers, self.status,
+            self.is_major, self.open_letters, text_array(self.officers), self.version,
+            self.registered_at, self.at.astimezone(UTC),
         )  # fmt: skip
 
 
 class IndexFold:
     """:func:`~application.project_index.summarise` over a replay: every event sets its
     project's version and ``updated_at``; registrations, letters issued and closed, closings
-    and officers assigned and released change the rest."""
+    and officers assigned and released change the rest. The rows come out as the bulk load
+    writes them (:func:`~application.project_index_storage.copy_row`)."""
 
     def __init__(self) -> None:
         self._rows: dict[str, _Summary] = {}
@@ -176,13 +185,11 @@ class IndexFold:
             pid = e.originator_id
             if e.registration:
                 at = e.timestamp.astimezone(UTC)
-                registered = ProjectSummary(
+                rows[pid] = _Summary(
                     id=UUID(pid), name=e.name, project_code=e.project_code, window=str(e.window),
-                    tiers=tuple(str(t) for t in e.tiers), status=ProjectStatus.OPEN,
-                    is_major=is_major(e.tiers), open_letters=0, officers=(),
-                    version=e.originator_version, registered_at=at, updated_at=at,
+                    tiers=text_array(tuple(str(t) for t in e.tiers)), is_major=is_major(e.tiers),
+                    registered_at=at, version=e.originator_version, at=at,
                 )  # fmt: skip
-                rows[pid] = _Summary(registered, e.originator_version, at)
                 continue
             row = rows.get(pid)
             if row is None:  # as summarise() skips it
@@ -203,7 +210,7 @@ class IndexFold:
                 case "OfficerReleased":
                     row.officers = tuple(o for o in row.officers if o != e.officer)
 
-    def rows(self) -> list[ProjectSummary]:
+    def rows(self) -> list[CopyRow]:
         return [s.row() for s in self._rows.values()]
 
 
@@ -225,7 +232,10 @@ class _Letter:
 
 @dataclass(slots=True)
 class _Project:
-    record: ProjectRecord  # as registered; status and version change
+    id: UUID
+    project_code: str
+    name: str
+    window: str
     status: str
     version: int
     letters: dict[str, _Letter] = field(default_factory=dict)
@@ -252,9 +262,8 @@ class SupervisionFold:
             kind = type(e).__name__
             pid = e.originator_id
             if kind == "Registered":
-                record = ProjectRecord(UUID(pid), e.project_code, e.name, str(e.window),
-                                       ProjectStatus.OPEN, e.originator_version)  # fmt: skip
-                projects[pid] = _Project(record, record.status, record.version)
+                projects[pid] = _Project(UUID(pid), e.project_code, e.name, str(e.window),
+                                         ProjectStatus.OPEN, e.originator_version)  # fmt: skip
                 continue
             state = projects.get(pid)
             if state is None:  # as fold() skips it
@@ -275,25 +284,14 @@ class SupervisionFold:
             elif kind == "ProjectClosed":
                 state.status, state.version = ProjectStatus.CLOSED, e.originator_version
 
-    def projects(self) -> list[ProjectRecord]:
-        return [
-            ProjectRecord(s.record.id, s.record.project_code, s.record.name, s.record.window,
-                          s.status, s.version)
-            for s in self._projects.values()
-        ]  # fmt: skip
+    def projects(self) -> list[ProjectValues]:
+        return [(s.id, s.project_code, s.name, s.window, s.status, s.version)
+                for s in self._projects.values()]  # fmt: skip
 
-    def letters(self) -> list[LetterRecord]:
-        return [_letter_row(s.record, le) for s in self._projects.values()
-                for le in s.letters.values()]  # fmt: skip
-
-
-def _letter_row(p: ProjectRecord, le: _Letter) -> LetterRecord:
-    return LetterRecord(
-        project_id=p.id, project_code=p.project_code, project_name=p.name, window=p.window,
-        letter_id=le.letter_id, letter_no=le.letter_no, issued_on=le.issued_on,
-        deadline=le.deadline, status=le.status, closed_on=le.closed_on,
-        issues=tuple(IssueRecord(*i) for i in le.issues), version=le.version,
-    )  # fmt: skip
+    def letters(self) -> list[LetterValues]:
+        return [(p.id, p.project_code, p.name, p.window, le.letter_id, le.letter_no, le.issued_on,
+                 le.deadline, le.status, le.closed_on, issues_json(le.issues), le.version)
+                for p in self._projects.values() for le in p.letters.values()]  # fmt: skip
 
 
 def _issue_status(state: _Project, e: Any, status: str) -> None:

@@ -29,6 +29,7 @@ from application.audit import AuditTrail, audit_record, summary_zh
 from application.cases import Acting, Cases
 from application.mapper import META, MsgspecMapper, NoTranscoder
 from application.project_index import ProjectIndex, ProjectSummary, summarise
+from application.project_index_storage import CopyRow, copy_row
 from application.rebuild import (
     ModelReport,
     RebuildReport,
@@ -42,7 +43,12 @@ from application.replay_folds import AuditRows, IndexFold, RecordDecoder, Superv
 from application.sqldb import open_database
 from application.store import CaseStore
 from application.supervision import Supervision, fold
-from application.supervision_storage import LetterRecord, ProjectRecord
+from application.supervision_storage import (
+    LetterValues,
+    ProjectValues,
+    letter_values,
+    project_values,
+)
 from domain import errors
 from domain.actor import Actor, Role, Stamp
 from domain.builder import Builder, Contact
@@ -353,15 +359,16 @@ def test_a_rebuild_equals_the_live_views_after_every_event_type(
     assert bulk_heads == ([report.position] if postgres else [])
 
 
-#: The rows of the project list, of the supervision view (projects, letters), of the trail.
-Folded = tuple[list[ProjectSummary], list[ProjectRecord], list[LetterRecord], list[tuple[Any, ...]]]
+#: The rows of the project list, of the supervision view (projects, letters), of the trail, as
+#: the bulk load writes them (their columns' values in order).
+Folded = tuple[list[CopyRow], list[ProjectValues], list[LetterValues], list[tuple[Any, ...]]]
 
 
 def ordered(f: Folded) -> Folded:
     return (
-        sorted(f[0], key=lambda r: r.id),
-        sorted(f[1], key=lambda p: p.id),
-        sorted(f[2], key=lambda le: (le.project_id, le.letter_id)),
+        sorted(f[0], key=lambda r: r[0]),
+        sorted(f[1], key=lambda p: p[0]),
+        sorted(f[2], key=lambda le: (le[0], le[4])),
         sorted(f[3], key=lambda a: int(a[0])),
     )
 
@@ -386,9 +393,9 @@ def live_folds(events: Sequence[tuple[int, Any]]) -> Folded:
             audit.append((r.notification_id, r.recorded_at, str(r.project_id), r.project_code,
                           r.window, r.version, r.kind, r.actor_sub, r.actor_name, r.actor_role,
                           r.actor_unit, r.request_id, r.summary))  # fmt: skip
-    projects = [s.project for s in states.values()]
-    letters = [letter for s in states.values() for letter in s.letters.values()]
-    return list(rows.values()), projects, letters, audit
+    projects = [project_values(s.project) for s in states.values()]
+    letters = [letter_values(le) for s in states.values() for le in s.letters.values()]
+    return [copy_row(r) for r in rows.values()], projects, letters, audit
 
 
 def bulk_folds(records: Sequence[tuple[int, Any]]) -> Folded:

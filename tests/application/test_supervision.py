@@ -674,3 +674,19 @@ def test_postgres_view_lives_in_the_store_schema(
         t[0] for t in tables
     }
     assert rows == [(pid, date(2026, 12, 31))]
+
+
+AWKWARD_TEXTS = ["大气预测因子不全", 'a "quoted" \\ path', "tab\tnew\nline\r\x00\x1f\x7f",
+                 "\u2028\u2029\ufeff", "emoji 🌿 and \U0010ffff", ""]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", AWKWARD_TEXTS)
+def test_the_issues_column_is_the_text_json_dumps_gave_it(text: str) -> None:
+    """``issues_json`` (msgspec) writes the very text the column had from ``json.dumps``
+    (compact, non-ASCII as it is), so rows written before and after compare equal as text."""
+    import json  # noqa: PLC0415 - the reference, here only
+
+    issues = [["L1-I1", "key", "expert_review", text, "open"], ["L1-I2", text, "", "x", "y"]]
+    expected = json.dumps(issues, ensure_ascii=False, separators=(",", ":"))
+    assert supervision_storage.issues_json(issues) == expected
+    assert supervision_storage.issues_json(iter(issues)) == expected
