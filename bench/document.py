@@ -168,6 +168,12 @@ class Document:
             if lat.cpu.get("other", 0.0) > NOISE_LIMIT:
                 out.append(f"latency {key}: other processes used {lat.cpu['other']:.0%} of a "
                            "core meanwhile: the tail is theirs as much as ours")  # fmt: skip
+        for key, rates in r.raw_rates.items():
+            if len(rates) > 1:
+                label = "1 connection" if key == "1" else f"{key} threads"
+                shown = ", ".join(f"{x:,.0f}" for x in rates)
+                out.append(f"raw inserts, {label}: {shown} tx/s at the start and at the end of "
+                           "the run; the baseline is the faster")  # fmt: skip
         if r.rebuild is not None and len(r.rebuild.reports) > 1:
             out.append(f"rebuild: the median of {len(r.rebuild.reports)} runs, each after its own "
                        "read + decode: " + _rates(r.rebuild.rates) + "; read + decode "

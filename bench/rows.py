@@ -66,7 +66,8 @@ class Results:
     quick: bool
     sizes: tuple[int, ...]
     kinds: tuple[str, ...]
-    raw: dict[str, RawResult] = field(default_factory=dict)
+    raw: dict[str, RawResult] = field(default_factory=dict)  # the faster of raw_rates'
+    raw_rates: dict[str, list[float]] = field(default_factory=dict)  # at the start, at the end
     seeding: list[dict[str, Any]] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
     latency: dict[str, LatencyResult] = field(default_factory=dict)  # "single", "scale-out"
@@ -88,6 +89,14 @@ class Results:
     @property
     def largest(self) -> int:
         return max(self.sizes)
+
+    def add_raw(self, key: str, r: RawResult) -> RawResult:
+        """One more run of the raw baseline ``key`` ("1", "8"); the baseline is the fastest
+        run (returned)."""
+        self.raw_rates.setdefault(key, []).append(r.rate)
+        if key not in self.raw or r.rate > self.raw[key].rate:
+            self.raw[key] = r
+        return self.raw[key]
 
     def point(self, size: int, kind: str) -> Point | None:
         return next((p for p in self.points if p.size == size and p.kind == kind), None)

@@ -285,6 +285,8 @@ class Suite:
                 self.floors()
             else:
                 self.everything()
+            if self.results.raw:
+                self.attempt("raw baseline again", partial(self.raw_baseline, again=True))
         finally:
             self.clean_up()
             self.seconds = time.perf_counter() - started
@@ -326,12 +328,16 @@ class Suite:
         self.redis_version = self.redis.server_version()
         self.redis.claim()
 
-    def raw_baseline(self) -> None:
-        schema = self.fresh_schema(f"ecocase_bench_{self.run_id}_raw")
+    def raw_baseline(self, *, again: bool = False) -> None:
+        """The raw inserts, at the start and ``again`` at the end of the run: each baseline is
+        the faster of the two, so that a slow spell of the machine while one was measured does
+        not flatter every ratio to it (one run's was at half the rates of the others)."""
+        schema = self.fresh_schema(f"ecocase_bench_{self.run_id}_raw{'_again' if again else ''}")
         for key, threads in (("1", 1), ("8", self.plan.raw_threads)):
             r = raw_inserts(self.target, schema, threads=threads, seconds=self.plan.raw_seconds)
-            self.results.raw[key] = r
-            _log(f"{r.label}: {r.rate:,.0f} tx/s, p50 {r.latency.p50_ms:.2f} ms")
+            baseline = self.results.add_raw(key, r)
+            _log(f"{r.label}: {r.rate:,.0f} tx/s, p50 {r.latency.p50_ms:.2f} ms"
+                 + (f" (the baseline: {baseline.rate:,.0f})" if again else ""))  # fmt: skip
         drop_schema(self.target, schema)
 
     def grow(self, size: int) -> None:

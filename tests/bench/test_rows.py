@@ -274,3 +274,14 @@ def test_the_real_cold_reads_are_taken_where_they_read_as_many_projects_as_the_f
     ) in figures
     missing = cold_point(Results(quick=True, sizes=sizes, kinds=("granian",)), 4_000)
     assert (missing.size, missing.error) == (1_000_000, "not run")
+
+
+def test_the_raw_baseline_is_the_faster_of_its_runs() -> None:
+    """A slow spell during one raw baseline must not flatter every ratio to it."""
+    results = Results(quick=True, sizes=(10_000,), kinds=("granian",))
+    slow, fast, slower = _raw(1_544.0, 1), _raw(2_873.0, 1), _raw(1_000.0, 1)
+    assert results.add_raw("1", slow) is slow
+    assert results.add_raw("1", fast) is fast
+    assert results.add_raw("1", slower) is fast
+    assert results.raw == {"1": fast}
+    assert results.raw_rates == {"1": [1_544.0, 2_873.0, 1_000.0]}
