@@ -143,6 +143,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@_gc_paused()  # the folded state, local to the call, is freed as it returns: before the resume
 def replay(
     source: Source,
     index: PostgresStorage,
@@ -155,19 +156,6 @@ def replay(
     """Replays the notifications up to ``head`` into the fresh models' empty tables (the
     project list and the supervision view at position 0) and moves the positions of the
     project list and the supervision view to ``head``."""
-    with _gc_paused():  # the folded state is freed as _replay returns, before it resumes
-        return _replay(source, index, view, head=head, batch=batch, done=done)
-
-
-def _replay(
-    source: Source,
-    index: PostgresStorage,
-    view: SupervisionStorage,
-    *,
-    head: int,
-    batch: int,
-    done: Done,
-) -> Replayed:
     select = sql.SQL(
         "SELECT notification_id, originator_id::text, originator_version, topic, state FROM {} "
         "WHERE notification_id <= %s ORDER BY notification_id"
