@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import platform
+from collections.abc import Sequence
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -116,8 +117,8 @@ a 1,000-event project (snapshots every 50) in a schema of its own. Every schema 
 the run is removed at the end."""
 
 
-def _rates(rates: tuple[float, ...]) -> str:
-    return ", ".join(f"{rate:,.0f}" for rate in rates) + " ev/s"
+def _rates(rates: Sequence[float], unit: str) -> str:
+    return ", ".join(f"{rate:,.0f}" for rate in rates) + f" {unit}"
 
 
 class Document:
@@ -171,13 +172,12 @@ class Document:
         for key, rates in r.raw_rates.items():
             if len(rates) > 1:
                 label = "1 connection" if key == "1" else f"{key} threads"
-                shown = ", ".join(f"{x:,.0f}" for x in rates)
-                out.append(f"raw inserts, {label}: {shown} tx/s at the start and at the end of "
-                           "the run; the baseline is the faster")  # fmt: skip
+                out.append(f"raw inserts, {label}: {_rates(rates, 'tx/s')} at the start and "
+                           "at the end of the run; the baseline is the faster")  # fmt: skip
         if r.rebuild is not None and len(r.rebuild.reports) > 1:
             out.append(f"rebuild: the median of {len(r.rebuild.reports)} runs, each after its own "
-                       "read + decode: " + _rates(r.rebuild.rates) + "; read + decode "
-                       + _rates(r.rebuild.read_decode_rates))  # fmt: skip
+                       "read + decode: " + _rates(r.rebuild.rates, "ev/s") + "; read + decode "
+                       + _rates(r.rebuild.read_decode_rates, "ev/s"))  # fmt: skip
         failed = failures(self.rows)
         out.append(f"{len(failed)} of {len(targets(self.rows))} targets not met"
                    if failed else "every target met")  # fmt: skip

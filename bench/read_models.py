@@ -233,13 +233,13 @@ def rebuild_figures(env: dict[str, str], runs: int = REBUILD_RUNS) -> RebuildFig
     """The baseline (read + decode) and the rebuild of every read model, ``runs`` times each,
     interleaved, on a seeded store whose live views are caught up: the machine's speed drifts
     by a fifth and more within a minute, so one run of each can land on a slow spell."""
-    events, rates, reports = 0, list[float](), list[RebuildReport]()
+    events, decode_rates, reports = 0, list[float](), list[RebuildReport]()
     for n in range(1, runs + 1):
         events, read_s = read_and_decode(env)
-        rates.append(events / read_s)
-        _log(f"  read + decode {rates[-1]:,.0f} ev/s; rebuilding ({n} of {runs})")
+        decode_rates.append(events / read_s)
+        _log(f"  read + decode {decode_rates[-1]:,.0f} ev/s; rebuilding ({n} of {runs})")
         reports.append(run_rebuild(env))
-    return RebuildFigures(events, tuple(rates), tuple(reports))
+    return RebuildFigures(events, tuple(decode_rates), tuple(reports))
 
 
 def rebuild_rows(f: RebuildFigures | None, events: int, note: str = "") -> list[Row]:
